@@ -1,0 +1,80 @@
+// Builds dist/pam_mapi_helper: `deno compile` when its runtime can be had, otherwise the bundle
+// behind a `#!` line. Returns a short description of what it built.
+import { run, runOrThrow } from "./run.ts";
+
+// Linux reads at most 255 bytes of a `#!` line (BINPRM_BUF_SIZE); longer lines are cut silently.
+const MAX_SHEBANG = 255;
+
+// Permissions the helper needs: network for http(s)://, read for cafile= and file:// sockets,
+// write because Deno requires it to connect to a UNIX socket. The helper revokes what its
+// arguments do not need right after parsing them (src/permissions.ts). Everything else (env, run,
+// ffi, sys, import) stays denied, and --no-prompt means nothing can be granted later.
+const PERMISSIONS = ["--allow-net", "--allow-read", "--allow-write"];
+
+export async function buildHelper(root: string, dist: string): Promise<string> {
+  const mode = Deno.env.get("PAM_MAPI_HELPER_MODE") ?? "auto";
+  const out = `${dist}/pam_mapi_helper`;
+  await Deno.remove(out).catch(() => {});
+  if (mode !== "bundle") {
+    const why = await tryCompile(root, out);
+    if (why === null) return "deno compile standalone executable";
+    if (mode === "compile") throw new Error(`deno compile failed: ${why}`);
+    console.error(`build: deno compile is not possible here (${why}); using the bundle.`);
+  }
+  await buildBundle(root, dist, out);
+  return "bundle started by deno";
+}
+
+/** Returns null on success, or the reason compile could not be used. */
+async function tryCompile(root: string, out: string): Promise<string | null> {
+  const r = await run(Deno.execPath(), [
+    "compile",
+    "--no-config",
+    "--no-check",
+    "--quiet",
+    ...PERMISSIONS,
+    "--no-prompt",
+    "-o",
+    out,
+    `${root}/src/main.ts`,
+  ], { cwd: root });
+  if (r.code !== 0) {
+    const line = (r.stderr.split("\n").find((l) => /error/i.test(l)) ?? r.stderr).trim();
+    return line.slice(0, 200) || `exit ${r.code}`;
+  }
+  // A DENORT_BIN that is the full CLI produces a binary that starts a REPL: check it really is ours.
+  const v = await run(out, ["--version"], { env: {}, stdin: "" });
+  if (v.code !== 0 || !v.stdout.startsWith("pam_mapi_helper ")) {
+    await Deno.remove(out).catch(() => {});
+    return "the compiled executable does not run as the helper (is DENORT_BIN a denort binary?)";
+  }
+  return null;
+}
+
+async function buildBundle(root: string, dist: string, out: string): Promise<void> {
+  const js = `${dist}/pam_mapi_helper.js`;
+  await runOrThrow(Deno.execPath(), [
+    "bundle",
+    "--quiet",
+    "--platform",
+    "deno",
+    "-o",
+    js,
+    `${root}/src/main.ts`,
+  ], { cwd: root });
+  const deno = Deno.env.get("PAM_MAPI_DENO") ?? Deno.realPathSync(Deno.execPath());
+  const cache = Deno.env.get("PAM_MAPI_CACHE_DIR") ?? `${dist}/cache`;
+  // env -S splits the line; the assignments give deno a fixed cache directory and no update check
+  // even when the shim starts us with an empty environment.
+  const shebang = `#!/usr/bin/env -S DENO_DIR=${cache} DENO_NO_UPDATE_CHECK=1 NO_COLOR=1 ${deno} ` +
+    `run --no-config --no-lock --no-prompt ${PERMISSIONS.join(" ")}`;
+  if (new TextEncoder().encode(shebang).length > MAX_SHEBANG) {
+    throw new Error(
+      `the helper's #! line is longer than ${MAX_SHEBANG} bytes; use shorter PAM_MAPI_CACHE_DIR or PAM_MAPI_DENO paths:\n${shebang}`,
+    );
+  }
+  const body = await Deno.readTextFile(js);
+  await Deno.writeTextFile(out, `${shebang}\n${body}`);
+  await Deno.chmod(out, 0o755);
+  await Deno.remove(js);
+}
