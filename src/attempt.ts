@@ -1,0 +1,212 @@
+// One attempt against one socket= server: logon, the feature query when service= asks for one,
+// and logoff whenever a session was opened. Returns what the server said, in terms the decision
+// (authenticate.ts) understands; every step is reported for debug lines and `check`.
+import type { Config, SocketSpec } from "./args.ts";
+import { asciiLower } from "./args.ts";
+import { ConnectError, openConnection } from "./connect.ts";
+import { Deadline } from "./deadline.ts";
+import { Channel, errorText, HttpReply } from "./http.ts";
+import { KCERR_LOGON_FAILED, kcerrName } from "./kcerr.ts";
+import {
+  getUserEnvelope,
+  honoursNoUidAuth,
+  logoffEnvelope,
+  logonEnvelope,
+  parseGetUserReply,
+  parseLogoffReply,
+  parseLogonReply,
+  parseServerVersion,
+  SoapError,
+} from "./soap.ts";
+
+export type StepName = "connect" | "tls" | "logon" | "version" | "features" | "logoff";
+
+export interface Step {
+  socket: string;
+  step: StepName;
+  ok: boolean;
+  text: string;
+}
+
+export type Observer = (step: Step) => void;
+
+export type AttemptOutcome =
+  /** Password accepted and, if asked, a feature enabled. */
+  | { kind: "accepted"; feature: string | null }
+  /** The server refused the logon (wrong password, unknown user, no access). */
+  | { kind: "refused" }
+  /** Password accepted, but none of the service= features is enabled. */
+  | { kind: "feature-denied" }
+  /** No usable answer: connect/TLS failure, timeout, fault, unparsable reply, unexpected code. */
+  | { kind: "no-answer"; reason: string }
+  /** Logon accepted over file:// by a server that may have ignored NO_UID_AUTH (SPEC §3). */
+  | { kind: "guard"; reason: string };
+
+export interface Credentials {
+  user: string;
+  password: string;
+  /** PAM service name for szClientAppMisc (the server's audit log), or null. */
+  service: string | null;
+}
+
+/** When the deadline has passed with a session open, logoff gets this much extra time. */
+const LATE_LOGOFF_MS = 500;
+
+/** Makes server-provided text safe to log: no control characters, bounded, never the password. */
+export function serverText(s: string, password: string): string {
+  // deno-lint-ignore no-control-regex
+  let t = s.replace(/[\x00-\x1f\x7f-\x9f]/g, " ").trim();
+  if (t.length > 160) t = t.slice(0, 160) + "...";
+  return password !== "" && t.includes(password) ? t.replaceAll(password, "[redacted]") : t;
+}
+
+function replyProblem(reply: HttpReply, call: string, password: string): string | null {
+  if (reply.status === 200) return null;
+  // gSOAP answers faults with HTTP 500 and a SOAP Fault body: name it when we can read it.
+  let fault = "";
+  try {
+    parseLogoffReply(reply.body);
+  } catch (e) {
+    if (e instanceof SoapError && e.fault) fault = `, ${serverText(e.message, password)}`;
+  }
+  return `${call}: HTTP status ${reply.status}${fault}`;
+}
+
+export async function attempt(
+  spec: SocketSpec,
+  cfg: Config,
+  creds: Credentials,
+  caCerts: string[] | undefined,
+  observe: Observer,
+): Promise<AttemptOutcome> {
+  const note = (step: StepName, ok: boolean, text: string) =>
+    observe({ socket: spec.url, step, ok, text });
+  const clean = (s: string) => serverText(s, creds.password);
+  const deadline = new Deadline(cfg.timeout * 1000);
+  const channelFor = (d: Deadline) =>
+    new Channel(() => openConnection(spec, d, caCerts, note), spec, d);
+  let channel = channelFor(deadline);
+  let session: string | null = null;
+
+  const call = async (what: string, body: string): Promise<HttpReply> => {
+    try {
+      return await channel.post(body);
+    } catch (e) {
+      if (e instanceof ConnectError) throw new NoAnswer(e.step, e.message);
+      throw new NoAnswer(
+        what === "getUser" ? "features" : "logon",
+        `${what}: ${clean(errorText(e))}`,
+      );
+    }
+  };
+
+  try {
+    // --- logon
+    let reply = await call("logon", logonEnvelope(creds.user, creds.password, creds.service));
+    const httpProblem = replyProblem(reply, "logon", creds.password);
+    if (httpProblem) throw new NoAnswer("logon", httpProblem);
+    let logon;
+    try {
+      logon = parseLogonReply(reply.body);
+    } catch (e) {
+      throw new NoAnswer("logon", `logon: ${clean(errorText(e))}`);
+    }
+    const version = logon.serverVersion === null ? "not reported" : clean(logon.serverVersion);
+    if (logon.er === KCERR_LOGON_FAILED) {
+      note("logon", true, `logon refused by the server (${kcerrName(logon.er)})`);
+      return { kind: "refused" };
+    }
+    if (logon.er !== 0) {
+      throw new NoAnswer("logon", `logon: unexpected answer ${kcerrName(logon.er)}`);
+    }
+    if (logon.sessionId === "0") {
+      throw new NoAnswer("logon", "logon: accepted without a session id");
+    }
+    session = logon.sessionId;
+    note("logon", true, "logon accepted, session opened");
+    note("version", true, `server version ${version}`);
+
+    // --- the file:// guard: a server older than Zarafa 7.1.1 ignores NO_UID_AUTH, so over a UNIX
+    // socket its "accepted" may rest on our process's uid instead of the password.
+    if (spec.kind === "unix" && !honoursNoUidAuth(parseServerVersion(logon.serverVersion))) {
+      const reason = `server version ${version} is older than Zarafa 7.1.1 or unknown: ` +
+        "it may accept a logon over file:// without checking the password";
+      note("version", false, reason);
+      return { kind: "guard", reason };
+    }
+
+    // --- features
+    if (cfg.services === null) return { kind: "accepted", feature: null };
+    reply = await call("getUser", getUserEnvelope(session));
+    const userProblem = replyProblem(reply, "getUser", creds.password);
+    if (userProblem) throw new NoAnswer("features", userProblem);
+    let user;
+    try {
+      user = parseGetUserReply(reply.body);
+    } catch (e) {
+      throw new NoAnswer("features", `getUser: ${clean(errorText(e))}`);
+    }
+    if (user.er !== 0) throw new NoAnswer("features", `getUser: ${kcerrName(user.er)}`);
+    if (!user.hasUser) throw new NoAnswer("features", "getUser: reply without a user object");
+    const enabled = (user.enabled ?? []).map(clean);
+    const disabled = (user.disabled ?? []).map(clean);
+    note(
+      "features",
+      true,
+      `enabled: ${enabled.join(" ") || "(none listed)"}; disabled: ${
+        disabled.join(" ") || "(none)"
+      }`,
+    );
+    // Enabled means "not in the effective disabled list" (reference §5.5), compared like Kopano
+    // does: ASCII case-insensitive.
+    const off = new Set((user.disabled ?? []).map(asciiLower));
+    const feature = cfg.services.find((f) => !off.has(f)) ?? null;
+    if (feature === null) {
+      note("features", false, `none of ${cfg.services.join("|")} is enabled`);
+      return { kind: "feature-denied" };
+    }
+    note("features", true, `feature ${feature} is enabled`);
+    return { kind: "accepted", feature };
+  } catch (e) {
+    if (e instanceof NoAnswer) {
+      note(e.step, false, e.message);
+      return { kind: "no-answer", reason: e.message };
+    }
+    throw e;
+  } finally {
+    if (session !== null) {
+      let late: Deadline | null = null;
+      if (deadline.expired) {
+        late = new Deadline(LATE_LOGOFF_MS);
+        channel.close();
+        channel = channelFor(late);
+      }
+      try {
+        const r = await channel.post(logoffEnvelope(session));
+        const problem = replyProblem(r, "logoff", creds.password);
+        if (problem) note("logoff", false, problem);
+        else {
+          const result = parseLogoffReply(r.body);
+          note(
+            "logoff",
+            result === 0,
+            result === 0 ? "logged off" : `logoff: ${kcerrName(result)}`,
+          );
+        }
+      } catch (e) {
+        note("logoff", false, `logoff failed: ${clean(errorText(e))}`);
+      } finally {
+        late?.cancel();
+      }
+    }
+    channel.close();
+    deadline.cancel();
+  }
+}
+
+/** The server gave no usable answer at some step; `message` is log-safe. */
+class NoAnswer extends Error {
+  constructor(readonly step: StepName, message: string) {
+    super(message);
+  }
+}

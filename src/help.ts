@@ -1,0 +1,54 @@
+// `pam_mapi_helper --help`. The README and the man pages quote this text: keep it true to the code.
+import { DEFAULT_SOCKET, DEFAULT_TIMEOUT, FEATURES, MAX_SOCKETS } from "./args.ts";
+
+export const HELP = `Usage:
+  pam_mapi_helper check [--json] USER [MODULE-ARGS...]
+  pam_mapi_helper --pam
+  pam_mapi_helper --help | --version
+
+Verifies a user name and password against a Kopano or Zarafa server over its SOAP protocol.
+pam_mapi.so runs it with --pam for every login; run "check" by hand to see what the module does.
+
+check USER [MODULE-ARGS...]
+  Takes the same arguments as the pam_mapi.so line in /etc/pam.d, reads the password from the
+  terminal without echo (or the first line of standard input when it is not a terminal), runs the
+  same code as the module and prints each step: the socket tried, TLS, the server version, the
+  logon answer, the user's enabled and disabled features, the decision and the PAM result.
+  --json    print the same as one JSON object
+  Exit status: 0 PAM_SUCCESS, 1 PAM_AUTH_ERR (wrong password, unknown user, feature not
+  enabled), 2 PAM_AUTHINFO_UNAVAIL (no server gave an answer), 3 anything else (bad arguments,
+  PAM_IGNORE, setup error).
+
+--pam
+  Module mode: reads one JSON request on standard input and writes one JSON reply on standard
+  output (docs/protocol.md, version 1); it never prompts. Not meant to be run by hand.
+
+Module arguments:
+  socket=URL     server to ask: http://HOST[:PORT]/PATH, https://HOST[:PORT]/PATH or
+                 file:///PATH/TO/SOCKET (HTTP over a UNIX socket). Up to ${MAX_SOCKETS}, tried in
+                 order; the next one only when the previous gave no answer (connect failure,
+                 timeout, TLS failure, HTTP error or SOAP fault, unreadable reply, unexpected error
+                 code). An accepted or refused logon ends the search. Ports default to 80 and 443.
+                 Default: ${DEFAULT_SOCKET}
+  service=NAME[|NAME...]
+                 after the logon, require that at least one of these features is enabled for the
+                 user (not in the server's effective disabled list; case-insensitive). Names:
+                 ${FEATURES.join(", ")}. Without it, no feature is checked.
+  timeout=SECONDS
+                 time limit for one server (connect, TLS and every call), 1-300. Default: ${DEFAULT_TIMEOUT}
+  cafile=PATH    PEM file of CA certificates trusted for https:// sockets, in addition to Deno's
+                 built-in Mozilla roots (default: the system bundle, /etc/ssl/certs/ca-certificates.crt
+                 or /etc/pki/tls/certs/ca-bundle.crt). Certificates and host names are always
+                 verified; no client certificate is ever sent.
+  quiet          do not log refused logons (wrong password, unknown user)
+  debug          log every step at debug priority (never the password)
+  ignore_authinfo_unavail
+                 answer PAM_IGNORE instead of PAM_AUTHINFO_UNAVAIL when no server gave an answer.
+                 Dangerous next to permissive modules: read pam_mapi(8) first.
+  try_first_pass, use_first_pass, helper=PATH
+                 read by pam_mapi.so (password handling, helper location); checked here too.
+
+Every logon asks the server to check the password even over a UNIX socket (NO_UID_AUTH). Over
+file:// a server that cannot promise that (older than Zarafa 7.1.1, or not saying its version)
+is not trusted: the answer becomes PAM_AUTHINFO_UNAVAIL.
+`;

@@ -1,0 +1,34 @@
+// pam_mapi_helper: entry point. Dispatches on the command line and does no other top-level work,
+// because this process starts for every SMTP login: the module path (--pam) is loaded eagerly,
+// everything only an administrator uses (check, help) is imported on demand.
+import { runPam } from "./pam_mode.ts";
+import { VERSION } from "./version.ts";
+
+const USAGE =
+  "Usage: pam_mapi_helper check [--json] USER [MODULE-ARGS...] | --pam | --help | --version\n";
+
+async function main(argv: string[]): Promise<number> {
+  const out = (s: string, fd: typeof Deno.stdout | typeof Deno.stderr = Deno.stdout) =>
+    fd.writeSync(new TextEncoder().encode(s));
+  if (argv.length === 1 && argv[0] === "--pam") return await runPam();
+  if (argv[0] === "check") {
+    const { runCheck } = await import("./check.ts");
+    return await runCheck(argv.slice(1));
+  }
+  if (argv.length === 1 && (argv[0] === "--help" || argv[0] === "-h")) {
+    const { HELP } = await import("./help.ts");
+    out(HELP);
+    return 0;
+  }
+  if (argv.length === 1 && argv[0] === "--version") {
+    out(`pam_mapi_helper ${VERSION}\nshim protocol 1, Deno ${Deno.version.deno}\n`);
+    return 0;
+  }
+  out(
+    `pam_mapi_helper: ${argv.length ? "unknown usage" : "no command given"}\n${USAGE}`,
+    Deno.stderr,
+  );
+  return 3;
+}
+
+Deno.exit(await main(Deno.args));

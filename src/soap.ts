@@ -1,0 +1,196 @@
+// SOAP envelopes for the three calls pam_mapi makes (logon, getUser, logoff) and the readers for
+// their replies. Requests are built as strings in the style gSOAP itself produces (reference §2.6);
+// replies are read by local element name, attributes ignored (reference §1.8).
+import { child, parseXml, XmlElement, XmlError } from "./xml.ts";
+import { VERSION } from "./version.ts";
+
+const HEAD = '<?xml version="1.0" encoding="UTF-8"?>\n' +
+  '<SOAP-ENV:Envelope xmlns:SOAP-ENV="http://schemas.xmlsoap.org/soap/envelope/"' +
+  ' xmlns:SOAP-ENC="http://schemas.xmlsoap.org/soap/encoding/"' +
+  ' xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"' +
+  ' xmlns:xsd="http://www.w3.org/2001/XMLSchema"' +
+  ' xmlns:xop="http://www.w3.org/2004/08/xop/include"' +
+  ' xmlns:xmlmime="http://www.w3.org/2004/11/xmlmime" xmlns:ns="urn:zarafa">' +
+  '<SOAP-ENV:Body SOAP-ENV:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/">';
+const TAIL = "</SOAP-ENV:Body></SOAP-ENV:Envelope>";
+
+/** KOPANO_CAP_UNICODE (0x200) | KOPANO_CAP_LARGE_SESSIONID (0x10). Never COMPRESSION/ENHANCED_ICS. */
+export const LOGON_CAPABILITIES = 528;
+/** KOPANO_LOGON_NO_UID_AUTH: the server must check the password even over a UNIX socket. */
+export const LOGON_FLAGS = 1;
+/** A Kopano-style client version; servers refuse general versions below 6. */
+export const CLIENT_VERSION = "11.0.2";
+
+/** Escapes element content. CR is written as a character reference: XML parsers turn a raw CR into LF. */
+export function xmlEscape(s: string): string {
+  return s.replace(
+    /[&<>\r]/g,
+    (c) => c === "&" ? "&amp;" : c === "<" ? "&lt;" : c === ">" ? "&gt;" : "&#13;",
+  );
+}
+
+/**
+ * The logon request. szImpersonateUser is deliberately absent (SPEC §4): with the element present
+ * a Kopano server may grant a session on the caller's UNIX identity alone.
+ */
+export function logonEnvelope(user: string, password: string, clientMisc: string | null): string {
+  return HEAD + "<ns:logon>" +
+    `<szUsername>${xmlEscape(user)}</szUsername>` +
+    `<szPassword>${xmlEscape(password)}</szPassword>` +
+    `<szVersion>${CLIENT_VERSION}</szVersion>` +
+    `<ulCapabilities>${LOGON_CAPABILITIES}</ulCapabilities>` +
+    `<ulFlags>${LOGON_FLAGS}</ulFlags>` +
+    "<sLicenseReq></sLicenseReq><ullSessionGroup>0</ullSessionGroup>" +
+    "<szClientApp>pam_mapi</szClientApp>" +
+    `<szClientAppVersion>${xmlEscape(VERSION)}</szClientAppVersion>` +
+    (clientMisc === null ? "" : `<szClientAppMisc>${xmlEscape(clientMisc)}</szClientAppMisc>`) +
+    "</ns:logon>" + TAIL;
+}
+
+/** getUser with user id 0 and an empty entry id: the session's own user. */
+export function getUserEnvelope(sessionId: string): string {
+  return HEAD + `<ns:getUser><ulSessionId>${sessionId}</ulSessionId><ulUserId>0</ulUserId>` +
+    "<sUserId></sUserId></ns:getUser>" + TAIL;
+}
+
+export function logoffEnvelope(sessionId: string): string {
+  return HEAD + `<ns:logoff><ulSessionId>${sessionId}</ulSessionId></ns:logoff>` + TAIL;
+}
+
+/** A reply that is not a usable answer: malformed, a fault, or the wrong shape. */
+export class SoapError extends Error {
+  constructor(message: string, readonly fault = false) {
+    super(message);
+    this.name = "SoapError";
+  }
+}
+
+/** First element of the SOAP Body; a Fault becomes a SoapError naming faultcode and faultstring. */
+function responseElement(body: string, expected: string): XmlElement {
+  // Cheap early refusal before any parsing work: SOAP forbids DTDs (and entity bombs need one).
+  if (/<!DOCTYPE|<!ENTITY/i.test(body)) throw new SoapError("reply contains a DTD");
+  let envelope: XmlElement;
+  try {
+    envelope = parseXml(body);
+  } catch (e) {
+    if (e instanceof XmlError) throw new SoapError(`reply is not well-formed XML: ${e.message}`);
+    throw e;
+  }
+  if (envelope.name !== "Envelope") throw new SoapError("reply is not a SOAP envelope");
+  const soapBody = child(envelope, "Body");
+  const first = soapBody?.children[0];
+  if (!first) throw new SoapError("reply has an empty SOAP body");
+  if (first.name === "Fault") {
+    const code = child(first, "faultcode")?.text.trim() ?? "";
+    const text = child(first, "faultstring")?.text.trim() ?? "";
+    throw new SoapError(`SOAP fault ${code || "(no code)"}: ${text || "(no text)"}`, true);
+  }
+  if (first.name !== expected) throw new SoapError(`unexpected reply element ${first.name}`);
+  return first;
+}
+
+/**
+ * The element holding the result fields. ZCP <= 7.1 built with gSOAP 2.8 may wrap the struct one
+ * level deeper (reference §1.8/§9): descend when the field is missing but a lone child has it.
+ */
+function fields(resp: XmlElement, key: string): XmlElement {
+  if (!child(resp, key) && resp.children.length === 1 && child(resp.children[0], key)) {
+    return resp.children[0];
+  }
+  return resp;
+}
+
+const UINT32_MAX = 0xffffffff;
+const UINT64_MAX = (1n << 64n) - 1n;
+
+function uint32(el: XmlElement | undefined, what: string): number {
+  const s = el?.text.trim();
+  if (s === undefined) throw new SoapError(`reply has no ${what}`);
+  if (!/^[0-9]{1,10}$/.test(s) || Number(s) > UINT32_MAX) {
+    throw new SoapError(`reply has an invalid ${what}`);
+  }
+  return Number(s);
+}
+
+/** 64-bit session ids stay strings (a JS number would lose digits); canonical decimal, no zeros. */
+function uint64(el: XmlElement | undefined, what: string): string {
+  const s = el?.text.trim();
+  if (s === undefined) throw new SoapError(`reply has no ${what}`);
+  if (!/^[0-9]{1,20}$/.test(s) || BigInt(s) > UINT64_MAX) {
+    throw new SoapError(`reply has an invalid ${what}`);
+  }
+  return BigInt(s).toString();
+}
+
+export interface LogonReply {
+  er: number;
+  /** Decimal session id; "0" when none was given. */
+  sessionId: string;
+  /** lpszVersion as sent (e.g. "0,11,0,2"), or null when absent. */
+  serverVersion: string | null;
+}
+
+export function parseLogonReply(body: string): LogonReply {
+  const r = fields(responseElement(body, "logonResponse"), "er");
+  const er = uint32(child(r, "er"), "error code (er)");
+  const sid = child(r, "ulSessionId");
+  const sessionId = sid ? uint64(sid, "session id") : "0";
+  const v = child(r, "lpszVersion");
+  return { er, sessionId, serverVersion: v ? v.text : null };
+}
+
+export interface UserReply {
+  er: number;
+  /** Whether the reply carried the user object (lpsUser). */
+  hasUser: boolean;
+  /** Effective enabled / disabled feature lists as the server sent them (null: not sent). */
+  enabled: string[] | null;
+  disabled: string[] | null;
+}
+
+// PR_EC_ENABLED_FEATURES / PR_EC_DISABLED_FEATURES, _A (on the wire) and _W variants.
+const ENABLED_PROPS = new Set([1739788318, 1739788319]);
+const DISABLED_PROPS = new Set([1739853854, 1739853855]);
+
+export function parseGetUserReply(body: string): UserReply {
+  const r = fields(responseElement(body, "getUserResponse"), "er");
+  const er = uint32(child(r, "er"), "error code (er)");
+  const user = child(r, "lpsUser");
+  let enabled: string[] | null = null;
+  let disabled: string[] | null = null;
+  const mv = user && child(user, "lpsMVPropmap");
+  for (const item of mv?.children ?? []) {
+    if (item.name !== "item") continue;
+    const prop = uint32(child(item, "ulPropId"), "property id");
+    const values = (child(item, "sValues")?.children ?? [])
+      .filter((v) => v.name === "item").map((v) => v.text);
+    if (ENABLED_PROPS.has(prop)) enabled = [...(enabled ?? []), ...values];
+    if (DISABLED_PROPS.has(prop)) disabled = [...(disabled ?? []), ...values];
+  }
+  return { er, hasUser: user !== undefined, enabled, disabled };
+}
+
+/** logoff answers in an element named `result`, not `er` (reference §4). */
+export function parseLogoffReply(body: string): number {
+  const r = fields(responseElement(body, "logoffResponse"), "result");
+  return uint32(child(r, "result"), "logoff result");
+}
+
+/**
+ * lpszVersion "0,G,M,m[,rev]" (or without the leading "0,") as [G, M, m]; null if unparsable.
+ * Dotted forms are accepted too, for servers that report a package version.
+ */
+export function parseServerVersion(v: string | null): [number, number, number] | null {
+  if (v === null) return null;
+  const parts = v.trim().split(/[,.]/);
+  if (parts.length >= 4 && parts[0] === "0") parts.shift();
+  if (parts.length < 3 || !parts.every((p) => /^[0-9]{1,6}$/.test(p))) return null;
+  return [Number(parts[0]), Number(parts[1]), Number(parts[2])];
+}
+
+/** True when the version is at least Zarafa 7.1.1, the first to honour NO_UID_AUTH. */
+export function honoursNoUidAuth(v: [number, number, number] | null): boolean {
+  if (!v) return false;
+  const [g, m, n] = v;
+  return g > 7 || (g === 7 && (m > 1 || (m === 1 && n >= 1)));
+}
