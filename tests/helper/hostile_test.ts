@@ -1,0 +1,140 @@
+// Hostile or broken servers: the helper process must fail closed (PAM_AUTHINFO_UNAVAIL), within
+// the timeout, with bounded memory (peak RSS of the helper process measured by /usr/bin/time).
+import assert from "node:assert/strict";
+import { Action, httpReply, startRawServer } from "./lib/raw_server.ts";
+import { runPam } from "./lib/helper.ts";
+
+const enc = new TextEncoder();
+const TIMEOUT = 2;
+// A helper run takes about 40 MB; a 100 MiB body read whole would take well over 200 MB.
+const MAX_RSS_KB = 120 * 1024;
+
+const ENV = (inner: string) =>
+  `<?xml version="1.0" encoding="UTF-8"?>\n<SOAP-ENV:Envelope xmlns:SOAP-ENV="http://schemas.xmlsoap.org/soap/envelope/" xmlns:ns="urn:zarafa"><SOAP-ENV:Body>${inner}</SOAP-ENV:Body></SOAP-ENV:Envelope>`;
+
+const laughs = '<?xml version="1.0"?>\n<!DOCTYPE lolz [<!ENTITY lol "lol">' +
+  Array.from({ length: 9 }, (_, i) => `<!ENTITY lol${i + 1} "${`&lol${i || ""};`.repeat(10)}">`)
+    .join("") +
+  "]>" +
+  ENV("<ns:logonResponse><er>0</er><ulSessionId>&lol9;</ulSessionId></ns:logonResponse>").replace(
+    /^<\?xml[^>]*>\n/,
+    "",
+  );
+
+const stream100MiB = (head: string): Action => ({
+  stream: async (w) => {
+    await w(enc.encode(head));
+    const chunk = new Uint8Array(1024 * 1024).fill(0x3c); // '<'
+    for (let i = 0; i < 100; i++) await w(chunk);
+  },
+});
+
+const hostile: [string, Action][] = [
+  ["garbage", { send: "hello, this is not HTTP\r\n\r\n", close: true }],
+  ["HTTP 500 without a body", {
+    send: "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n",
+    close: true,
+  }],
+  ["billion laughs", httpReply(laughs)],
+  ["10,000-deep nesting", httpReply(ENV("<a>".repeat(10_000) + "</a>".repeat(10_000)))],
+  [
+    "100 MiB body, Content-Length",
+    stream100MiB(`HTTP/1.1 200 OK\r\nContent-Length: ${100 * 1024 * 1024}\r\n\r\n`),
+  ],
+  ["100 MiB body, chunked", {
+    stream: async (w) => {
+      await w(enc.encode("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"));
+      const chunk = enc.encode("100000\r\n" + "<".repeat(0x100000) + "\r\n");
+      for (let i = 0; i < 100; i++) await w(chunk);
+    },
+  }],
+  ["100 MiB body, to end of stream", stream100MiB("HTTP/1.0 200 OK\r\n\r\n")],
+  [
+    "success without a session id",
+    httpReply(ENV("<ns:logonResponse><er>0</er></ns:logonResponse>")),
+  ],
+  [
+    "success with session id 0",
+    httpReply(ENV("<ns:logonResponse><er>0</er><ulSessionId>0</ulSessionId></ns:logonResponse>")),
+  ],
+  [
+    "truncated XML",
+    httpReply(ENV("<ns:logonResponse><er>0</er><ulSessionId>5</ulSessionId>").slice(0, -30)),
+  ],
+  [
+    "unknown error code",
+    httpReply(ENV("<ns:logonResponse><er>2147483681</er></ns:logonResponse>")),
+  ],
+  ["a JSON body", httpReply('{"er":0,"ulSessionId":1}')],
+  ["closed without a reply", { close: true }],
+  ["never answers", { hang: true }],
+];
+
+for (const [name, action] of hostile) {
+  Deno.test(`hostile server: ${name} -> PAM_AUTHINFO_UNAVAIL within the timeout, bounded memory`, async () => {
+    const server = await startRawServer(() => action);
+    try {
+      const r = await runPam({
+        user: "alice",
+        password: "Hostile-Pw-1",
+        args: [`socket=${server.url}`, `timeout=${TIMEOUT}`],
+      }, { measureRss: true });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.reply.result, "PAM_AUTHINFO_UNAVAIL", JSON.stringify(r.reply));
+      assert.equal(r.reply.log.length, 1);
+      assert.equal(r.reply.log[0].priority, "err");
+      assert.ok(r.ms < (TIMEOUT + 1) * 1000, `${r.ms} ms`);
+      assert.ok(r.maxRssKb !== undefined && r.maxRssKb < MAX_RSS_KB, `peak RSS ${r.maxRssKb} KiB`);
+      // Only a logon was attempted: no session was ever opened.
+      assert.ok(server.requests.every((q) => q.body.includes("<ns:logon>")));
+    } finally {
+      await server.close();
+    }
+  });
+}
+
+Deno.test("never answers: abandoned within timeout + 1 s, the message says timed out", async () => {
+  const server = await startRawServer(() => ({ hang: true }));
+  try {
+    const r = await runPam({
+      user: "alice",
+      password: "pw",
+      args: [`socket=${server.url}`, "timeout=1"],
+    });
+    assert.equal(r.reply.result, "PAM_AUTHINFO_UNAVAIL");
+    assert.ok(r.ms < 2000, `${r.ms} ms`);
+    assert.match(r.reply.log[0].message, /logon: timed out after 1 s/);
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("a server hanging on getUser: fail closed at the deadline, the session still logged off", async () => {
+  const A1 = Deno.readTextFileSync(
+    new URL(
+      "../../../shared/fixtures/kopano-11.0.2/a1_logon_alice_correct_password.response.body",
+      import.meta.url,
+    ),
+  );
+  const logoffs: string[] = [];
+  const server = await startRawServer((req) => {
+    if (req.body.includes("<ns:logon>")) return httpReply(A1);
+    if (req.body.includes("<ns:getUser>")) return { hang: true };
+    logoffs.push(req.body);
+    return httpReply(ENV("<ns:logoffResponse><result>0</result></ns:logoffResponse>"));
+  });
+  try {
+    const r = await runPam({
+      user: "alice",
+      password: "pw",
+      args: [`socket=${server.url}`, "timeout=1", "service=imap"],
+    });
+    assert.equal(r.reply.result, "PAM_AUTHINFO_UNAVAIL");
+    assert.match(r.reply.log[0].message, /getUser: timed out after 1 s/);
+    assert.ok(r.ms < 2000, `${r.ms} ms`);
+    assert.equal(logoffs.length, 1);
+    assert.match(logoffs[0], /<ulSessionId>13800724006105413899<\/ulSessionId>/);
+  } finally {
+    await server.close();
+  }
+});
