@@ -113,7 +113,7 @@ export async function attempt(
     }
     const version = logon.serverVersion === null ? "not reported" : clean(logon.serverVersion);
     if (logon.er === KCERR_LOGON_FAILED) {
-      note("logon", true, `logon refused by the server (${kcerrName(logon.er)})`);
+      note("logon", false, `logon refused by the server (${kcerrName(logon.er)})`);
       return { kind: "refused" };
     }
     if (logon.er !== 0) {
