@@ -11,6 +11,14 @@ const MAX_SHEBANG = 255;
 // ffi, sys, import) stays denied, and --no-prompt means nothing can be granted later.
 const PERMISSIONS = ["--allow-net", "--allow-read", "--allow-write"];
 
+// deno compile needs Deno's runtime (denort) for this exact version; it downloads it unless told.
+const DENORT_HELP = `deno compile needs the "denort" runtime of Deno ${Deno.version.deno}. ` +
+  "Without network access, set DENORT_BIN to a denort binary of that version " +
+  `(from denort-x86_64-unknown-linux-gnu.zip of the Deno ${Deno.version.deno} release), ` +
+  "or put that zip in $DENO_DIR/dl/release/v" + Deno.version.deno + "/. " +
+  "The full deno CLI is not a denort (its output only starts a REPL). " +
+  '"deno task build" falls back to the bundle started by deno, which behaves the same.';
+
 export async function buildHelper(root: string, dist: string): Promise<string> {
   const mode = Deno.env.get("PAM_MAPI_HELPER_MODE") ?? "auto";
   const out = `${dist}/pam_mapi_helper`;
@@ -18,7 +26,7 @@ export async function buildHelper(root: string, dist: string): Promise<string> {
   if (mode !== "bundle") {
     const why = await tryCompile(root, out);
     if (why === null) return "deno compile standalone executable";
-    if (mode === "compile") throw new Error(`deno compile failed: ${why}`);
+    if (mode === "compile") throw new Error(`deno compile failed: ${why}\n${DENORT_HELP}`);
     console.error(`build: deno compile is not possible here (${why}); using the bundle.`);
   }
   await buildBundle(root, dist, out);
