@@ -52,7 +52,7 @@ Deno.test("check: exit 1 for a refused logon and for a disabled feature", async 
     assert.equal(r.code, 1);
     assert.match(
       r.stdout,
-      / FAIL logon    logon refused by the server \(KCERR_LOGON_FAILED \(0x80000009\)\)\n/,
+      / FAIL logon {4}logon refused by the server \(KCERR_LOGON_FAILED \(0x80000009\)\)\n/,
     );
     assert.match(r.stdout, /result: PAM_AUTH_ERR \(exit 1\)/);
     const f = await runHelper(["check", "alice", `socket=${alice.url}`, "service=imap"], {
@@ -73,7 +73,7 @@ Deno.test("check: exit 2 when no server answers, 3 for bad arguments or usage", 
   l.close();
   const r = await runHelper(["check", "alice", `socket=${dead}`], { stdin: PW });
   assert.equal(r.code, 2);
-  assert.match(r.stdout, / FAIL connect  connect failed: connection refused\n/);
+  assert.match(r.stdout, / FAIL connect {2}connect failed: connection refused\n/);
   assert.match(r.stdout, /result: PAM_AUTHINFO_UNAVAIL \(exit 2\)/);
   const bad = await runHelper(["check", "alice", "servce=imap"], { stdin: PW });
   assert.equal(bad.code, 3);
