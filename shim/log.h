@@ -1,0 +1,22 @@
+/* Everything the shim writes to syslog goes through here, so that no control character from a
+ * user name, a module argument, the helper's stderr or a helper log record reaches the log. */
+#ifndef PAM_MAPI_LOG_H
+#define PAM_MAPI_LOG_H
+
+#include <stddef.h>
+#include <security/pam_modules.h>
+
+/* Replaces every byte below 0x20 and 0x7f by '?', in place. */
+void log_sanitize(char *s, size_t len);
+
+/* Formats, sanitises and passes the line to pam_syslog (facility authpriv). */
+void log_line(pam_handle_t *pamh, int priority, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Logs len bytes (which may contain NUL) verbatim apart from sanitising. */
+void log_bytes(pam_handle_t *pamh, int priority, const char *msg, size_t len);
+
+/* "PAM_SUCCESS", "PAM_AUTH_ERR", ... for the codes this module returns; "PAM_<n>" otherwise. */
+const char *pam_code_name(int code);
+
+#endif
