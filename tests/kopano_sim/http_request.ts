@@ -45,7 +45,7 @@ export function header(req: RawRequest, name: string): string | undefined {
 async function readXmlFramed(r: ByteReader, max: number): Promise<Uint8Array | null> {
   for (;;) {
     const end = xmlRootEnd(r.peek());
-    if (end !== null) return r.consume(end);
+    if (end !== null) return end > max ? null : r.consume(end);
     if (r.buffered > max) return null;
     if (!await r.fill()) {
       if (!r.eof) return null; // cap reached

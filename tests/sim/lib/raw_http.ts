@@ -150,7 +150,9 @@ export class RawConn {
     const te = header(res, "Transfer-Encoding");
     const cl = header(res, "Content-Length");
     const parts: Uint8Array[] = [];
-    if (te?.toLowerCase() === "chunked") {
+    if (res.status < 200 || res.status === 204 || res.status === 304) {
+      // no body
+    } else if (te?.toLowerCase() === "chunked") {
       res.chunks = [];
       for (;;) {
         const l = await this.#line();
