@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { call, parse, withConn } from "./lib/calls.ts";
 import { simEnv, TRANSPORTS } from "./lib/env.ts";
-import { exchange, header, RawConn, text } from "./lib/raw_http.ts";
+import { exchange, header, text } from "./lib/raw_http.ts";
 import { bodyElement, field, getUser, logoff, logon, post } from "./lib/soap.ts";
 
 const enc = new TextEncoder();
