@@ -27,7 +27,8 @@
  *
  * Signals: the shim blocks all signals in the calling thread around clone, so no host handler can
  *   run in the supervisor, which keeps them blocked. The helper child resets every disposition to
- *   SIG_DFL (SIG_IGN would survive execve), unblocks everything and calls execve.
+ *   SIG_DFL (SIG_IGN would survive execve), libc-reserved ones included, unblocks everything and
+ *   calls execve.
  *
  * Deadline: one CLOCK_MONOTONIC deadline, enforced by the supervisor with poll() on a pidfd (a
  *   10 ms WNOHANG|WNOWAIT check where pidfd_open is missing) - no alarm(), no handlers. On expiry:
@@ -120,6 +121,17 @@ static void close_span(unsigned lo, unsigned hi, int close_max)
 		close((int)fd);
 }
 
+/* Sets sig to SIG_DFL with no flags and an empty mask, through the raw system call: glibc's
+ * sigaction() refuses the signals it reserves for itself (32, 33), and a host that ignores those
+ * must not pass that on either. SIG_DFL is 0, so an all-zero kernel struct sigaction is right
+ * whatever the architecture's field order. */
+static void set_default(int sig)
+{
+	static const unsigned long zero[8];
+
+	syscall(SYS_rt_sigaction, sig, zero, NULL, (NSIG - 1) / 8);
+}
+
 /* Writes "pam_mapi: <what> failed: errno N\n" to fd 2 of the helper child (its stderr pipe). */
 static void child_report(const char *what, int err)
 {
@@ -145,15 +157,11 @@ static void child_report(const char *what, int err)
 /* The helper child: stdio onto our pipes, nothing else open, default signals, own group. */
 static void __attribute__((noreturn)) helper_exec(const struct plan *p, pid_t supervisor)
 {
-	struct sigaction dfl;
 	sigset_t none;
 
-	memset(&dfl, 0, sizeof dfl);
-	dfl.sa_handler = SIG_DFL;
-	sigemptyset(&dfl.sa_mask);
 	for (int sig = 1; sig < NSIG; sig++)
 		if (sig != SIGKILL && sig != SIGSTOP)
-			sigaction(sig, &dfl, NULL);  /* EINVAL for libc-reserved signals is fine */
+			set_default(sig);
 
 	if (dup2(p->in_fd, 0) != 0 || dup2(p->out_fd, 1) != 1 || dup2(p->err_fd, 2) != 2)
 		_exit(126);
@@ -217,7 +225,6 @@ static void __attribute__((noreturn)) sup_send(const struct plan *p, int kind, i
 /* The supervisor: a clone child with exit signal 0 that never execs (see the top of the file). */
 static void __attribute__((noreturn)) supervise_helper(const struct plan *p)
 {
-	struct sigaction dfl;
 	unsigned lo = 0;
 	int pidfd = -1, kind = SUP_EXITED, status = 0;
 	bool exited = false;
@@ -226,10 +233,7 @@ static void __attribute__((noreturn)) supervise_helper(const struct plan *p)
 
 	/* Our own signal table: undo a host's SIG_IGN or SA_NOCLDWAIT, which would make the kernel
 	 * reap the helper before we can read its status. Signals stay blocked in here. */
-	memset(&dfl, 0, sizeof dfl);
-	dfl.sa_handler = SIG_DFL;
-	sigemptyset(&dfl.sa_mask);
-	sigaction(SIGCHLD, &dfl, NULL);
+	set_default(SIGCHLD);
 
 	/* Keep only our five descriptors; the host's (client sockets, listeners) are no business of
 	 * ours, not even its 0-2. */

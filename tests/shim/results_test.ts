@@ -1,0 +1,348 @@
+// Results, logging, arguments, token handling, account and setcred, through the real libpam
+// (pam_start_confdir driver) with the fast fake helper; syslog captured from a private /dev/log.
+// Every test runs against the plain build and the ASan/UBSan build.
+import assert from "node:assert/strict";
+import {
+  build,
+  helperDir,
+  helperPids,
+  line,
+  LOG_DEBUG,
+  LOG_ERR,
+  LOG_NOTICE,
+  pamConf,
+  runDriver,
+  VARIANTS,
+} from "./lib.ts";
+
+for (const v of VARIANTS) {
+  const setup = async (authArgs: string[], accountArgs: string[] = []) => {
+    await build();
+    const { dir, helper } = await helperDir();
+    const conf = await pamConf(dir, {
+      mapi: [
+        line(v, "auth", [`helper=${helper}`, ...authArgs]),
+        line(v, "account", accountArgs),
+      ],
+      // account: IGNORE lets pam_permit decide, any failure of pam_mapi ends in failure.
+      mapi_permit: [
+        line(v, "auth", [`helper=${helper}`, ...authArgs]),
+        line(v, "account", accountArgs, "[success=ok ignore=ignore default=die]"),
+        "account required pam_permit.so",
+      ],
+    });
+    return { dir, helper, conf };
+  };
+
+  Deno.test(`${v.name}: right password -> PAM_SUCCESS; account and setcred follow`, async () => {
+    const { dir, conf } = await setup([]);
+    const r = await runDriver(v, [
+      "--password",
+      "pw-alice",
+      "--ops",
+      "auth,acct,setcred",
+      conf,
+      "mapi",
+    ]);
+    assert.equal(r.kv.auth, "PAM_SUCCESS");
+    assert.equal(r.kv.acct, "PAM_SUCCESS");
+    assert.equal(r.kv.setcred, "PAM_SUCCESS");
+    assert.equal(r.kv.prompts, "1");
+    assert.match(r.stderr, /conv: prompt "Password: "/);
+    // Without debug the helper's records are all there is.
+    assert.deepEqual(r.logs, [{ priority: LOG_NOTICE, message: "fake: accepted user=alice" }]);
+    assert.ok(r.syslog.every((s) => s.facility === 10), "facility authpriv");
+    assert.equal((await helperPids(dir)).length, 1);
+  });
+
+  Deno.test(`${v.name}: wrong password -> PAM_AUTH_ERR; account ignores, setcred replays`, async () => {
+    const { conf } = await setup(["debug"], ["debug"]);
+    const r = await runDriver(v, [
+      "--password",
+      "nope",
+      "--ops",
+      "auth,acct,setcred",
+      conf,
+      "mapi",
+    ]);
+    assert.equal(r.kv.auth, "PAM_AUTH_ERR");
+    // pam_mapi alone on the account stack answered PAM_IGNORE, which libpam turns into a denial.
+    assert.equal(r.kv.acct, "PAM_PERM_DENIED");
+    assert.equal(r.kv.setcred, "PAM_AUTH_ERR");
+    assert.ok(
+      r.logs.some((l) => l.priority === LOG_NOTICE && l.message === "fake: refused user=alice"),
+    );
+    assert.ok(r.logs.some((l) =>
+      l.priority === LOG_DEBUG &&
+      l.message ===
+        "debug: account: user=alice was not authenticated by this module in this PAM handle; result=PAM_IGNORE"
+    ));
+    assert.ok(r.logs.some((l) => l.message === "debug: setcred: replaying result=PAM_AUTH_ERR"));
+    const p = await runDriver(v, ["--password", "nope", "--ops", "auth,acct", conf, "mapi_permit"]);
+    assert.equal(p.kv.acct, "PAM_SUCCESS", "IGNORE, not a failure: pam_permit decided");
+  });
+
+  Deno.test(`${v.name}: account is PAM_SUCCESS only for the user this module authenticated`, async () => {
+    const { conf } = await setup([], ["debug"]);
+    // No auth at all in this handle.
+    let r = await runDriver(v, ["--ops", "acct", conf, "mapi_permit"]);
+    assert.equal(r.kv.acct, "PAM_SUCCESS"); // via pam_permit: pam_mapi ignored
+    r = await runDriver(v, ["--ops", "acct", conf, "mapi"]);
+    assert.equal(r.kv.acct, "PAM_PERM_DENIED");
+    assert.ok(
+      r.logs.some((l) => /user=alice was not authenticated .*result=PAM_IGNORE$/.test(l.message)),
+    );
+    // Authenticated alice, then the application switched the handle to bob.
+    r = await runDriver(v, [
+      "--password",
+      "pw-alice",
+      "--ops",
+      "auth,user=bob,acct,user=alice,acct",
+      conf,
+      "mapi",
+    ]);
+    assert.match(
+      r.stdout,
+      /auth=PAM_SUCCESS\nset_user=PAM_SUCCESS\nacct=PAM_PERM_DENIED\nset_user=PAM_SUCCESS\nacct=PAM_SUCCESS\n/,
+    );
+    assert.ok(r.logs.some((l) => /user=bob was not authenticated/.test(l.message)));
+    assert.ok(
+      r.logs.some((l) =>
+        l.message ===
+          "debug: account: user=alice was authenticated by this module; result=PAM_SUCCESS"
+      ),
+    );
+    // The last auth decides: success, then a failure in the same handle -> no account success.
+    r = await runDriver(v, [
+      "--password",
+      "pw-alice",
+      "--ops",
+      "auth,user=mallory,auth,user=alice,acct",
+      conf,
+      "mapi",
+    ]);
+    assert.match(r.stdout, /auth=PAM_SUCCESS\n.*\nauth=PAM_AUTH_ERR\n.*\nacct=PAM_PERM_DENIED\n/);
+  });
+
+  Deno.test(`${v.name}: setcred without auth is PAM_IGNORE, and replays each auth result`, async () => {
+    const { conf } = await setup(["debug"]);
+    let r = await runDriver(v, ["--ops", "setcred", conf, "mapi"]);
+    assert.equal(r.kv.setcred, "PAM_PERM_DENIED"); // sole module ignored
+    assert.ok(
+      r.logs.some((l) => l.message === "debug: setcred: auth did not run; result=PAM_IGNORE"),
+    );
+    for (
+      const [user, result] of [["unavail", "PAM_AUTHINFO_UNAVAIL"], ["svcerr", "PAM_SERVICE_ERR"]]
+    ) {
+      r = await runDriver(v, [
+        "--user",
+        user,
+        "--password",
+        "x",
+        "--ops",
+        "auth,setcred",
+        conf,
+        "mapi",
+      ]);
+      assert.equal(r.kv.auth, result);
+      assert.equal(r.kv.setcred, result);
+    }
+  });
+
+  Deno.test(`${v.name}: every whitelisted result is relayed`, async () => {
+    const { conf } = await setup([]);
+    const expect: Array<[string, string, number, string]> = [
+      ["unavail", "PAM_AUTHINFO_UNAVAIL", LOG_ERR, "fake: server unavailable"],
+      ["ignore", "PAM_IGNORE", LOG_NOTICE, "fake: ignored"],
+      ["svcerr", "PAM_SERVICE_ERR", LOG_ERR, "fake: bad arguments"],
+    ];
+    for (const [user, result, priority, message] of expect) {
+      const r = await runDriver(v, ["--user", user, "--password", "x", conf, "mapi"]);
+      // A sole auth module answering PAM_IGNORE makes libpam fail the stack.
+      assert.equal(r.kv.auth, result === "PAM_IGNORE" ? "PAM_PERM_DENIED" : result, user);
+      assert.deepEqual(r.logs, [{ priority, message }], user);
+    }
+  });
+
+  Deno.test(`${v.name}: log records keep their priority; control characters become ?`, async () => {
+    const { conf } = await setup([]);
+    let r = await runDriver(v, ["--user", "loglines", "--password", "x", conf, "mapi"]);
+    assert.deepEqual(r.logs, [
+      { priority: 3, message: "line err" },
+      { priority: 4, message: "line warning" },
+      { priority: 5, message: "line notice" },
+      { priority: 6, message: "line info" },
+      { priority: 7, message: "line debug" },
+    ]);
+    r = await runDriver(v, ["--user", "ctrl", "--password", "x", conf, "mapi"]);
+    // "a\u001b[31mb\tc\u0000d\u007fe\nf": ESC, TAB, NUL, DEL and LF neutralised, nothing cut off.
+    assert.deepEqual(r.logs, [{ priority: LOG_NOTICE, message: "a?[31mb?c?d?e?f" }]);
+  });
+
+  Deno.test(`${v.name}: debug adds the shim's step lines, never the password`, async () => {
+    const { conf, helper } = await setup(["debug"]);
+    const pw = "pw-alice";
+    const r = await runDriver(v, ["--password", pw, "--rhost", "192.0.2.7", conf, "mapi"]);
+    assert.equal(r.kv.auth, "PAM_SUCCESS");
+    const msgs = r.logs.map((l) => l.message);
+    assert.equal(msgs[0], "debug: asking for the password");
+    assert.equal(
+      msgs[1],
+      `debug: starting helper ${helper} for user=alice rhost=192.0.2.7 (deadline 12 s)`,
+    );
+    assert.equal(msgs[2], "fake: accepted user=alice");
+    assert.match(
+      msgs[3],
+      /^debug: helper pid \d+ exited with status 0 after \d+ ms; result=PAM_SUCCESS$/,
+    );
+    assert.equal(msgs.length, 4);
+    assert.ok(r.logs.every((l, i) => i === 2 || l.priority === LOG_DEBUG));
+    for (const s of r.syslog) assert.ok(!s.text.includes(pw), `password in: ${s.text}`);
+  });
+
+  Deno.test(`${v.name}: unknown or bad arguments fail closed before any prompt`, async () => {
+    const bad: Array<[string[], string]> = [
+      [["nullok"], 'bad module argument "nullok": unknown argument; result=PAM_SERVICE_ERR'],
+      [
+        ["servce=imap"],
+        'bad module argument "servce=imap": unknown argument; result=PAM_SERVICE_ERR',
+      ],
+      [
+        ["quiet=yes"],
+        'bad module argument "quiet=yes": quiet takes no value; result=PAM_SERVICE_ERR',
+      ],
+      [
+        ["timeout=05"],
+        'bad module argument "timeout=05": timeout must be a whole number of seconds from 1 to 300, without leading zeros; result=PAM_SERVICE_ERR',
+      ],
+      [
+        ["try_first_pass", "use_first_pass"],
+        "conflicting module arguments: try_first_pass and use_first_pass; result=PAM_SERVICE_ERR",
+      ],
+      [
+        ["helper2=/x"],
+        'bad module argument "helper2=/x": unknown argument; result=PAM_SERVICE_ERR',
+      ],
+    ];
+    for (const [args, message] of bad) {
+      const { dir, conf } = await setup(args, args);
+      const r = await runDriver(v, ["--password", "pw-alice", "--ops", "auth,acct", conf, "mapi"]);
+      assert.equal(r.kv.auth, "PAM_SERVICE_ERR", args.join(" "));
+      assert.equal(r.kv.acct, "PAM_SERVICE_ERR", args.join(" "));
+      assert.equal(r.kv.prompts, "0", "no password asked for");
+      assert.deepEqual(await helperPids(dir), [], "helper not started");
+      assert.deepEqual(r.logs, [{ priority: LOG_ERR, message }, { priority: LOG_ERR, message }]);
+    }
+  });
+
+  Deno.test(`${v.name}: quiet and the other helper-side arguments pass through verbatim`, async () => {
+    const args = [
+      "socket=http://127.0.0.1:236/kopano",
+      "socket=file:///run/kopano/server.sock",
+      "service=imap|pop3",
+      "quiet",
+      "ignore_authinfo_unavail",
+      "cafile=/etc/ssl/ca.pem",
+      "timeout=5",
+    ];
+    const { conf, helper } = await setup(args);
+    const r = await runDriver(v, [
+      "--user",
+      "args",
+      "--password",
+      "x",
+      "--rhost",
+      "2001:db8::1",
+      conf,
+      "mapi",
+    ]);
+    assert.equal(r.kv.auth, "PAM_AUTH_ERR");
+    assert.deepEqual(r.logs, [{
+      priority: LOG_NOTICE,
+      message: `service=mapi rhost=2001:db8::1 args=helper=${helper}|${args.join("|")}|`,
+    }]);
+  });
+
+  Deno.test(`${v.name}: length guard: user > 256 or password > 512 bytes never reach the helper`, async () => {
+    const { dir, conf } = await setup([]);
+    const u256 = "u".repeat(256), u257 = "u".repeat(257);
+    let r = await runDriver(v, ["--user", u256, "--password", `pw-${u256}`, conf, "mapi"]);
+    assert.equal(r.kv.auth, "PAM_SUCCESS", "256 bytes is allowed");
+    r = await runDriver(v, [
+      "--user",
+      u257,
+      "--password",
+      `pw-${u257}`,
+      "--rhost",
+      "192.0.2.9",
+      conf,
+      "mapi",
+    ]);
+    assert.equal(r.kv.auth, "PAM_AUTH_ERR");
+    assert.deepEqual(r.logs, [{
+      priority: LOG_NOTICE,
+      message:
+        "authentication failure; user name too long (257 bytes, at most 256) rhost=192.0.2.9 result=PAM_AUTH_ERR",
+    }]);
+    assert.equal(r.kv.prompts, "0", "refused before asking for a password");
+    assert.equal((await helperPids(dir)).length, 1, "only the 256-byte run started the helper");
+
+    const p512 = "pw-" + "p".repeat(509), p513 = p512 + "p";
+    r = await runDriver(v, ["--password", p512, conf, "mapi"]);
+    assert.equal(r.kv.auth, "PAM_AUTH_ERR");
+    assert.deepEqual(r.logs, [{ priority: LOG_NOTICE, message: "fake: refused user=alice" }]);
+    r = await runDriver(v, ["--password", p513, conf, "mapi"]);
+    assert.equal(r.kv.auth, "PAM_AUTH_ERR");
+    assert.deepEqual(r.logs, [{
+      priority: LOG_NOTICE,
+      message: 'authentication failure; user=alice result=PAM_AUTH_ERR reason="password too long"',
+    }]);
+    assert.equal((await helperPids(dir)).length, 2);
+  });
+
+  Deno.test(`${v.name}: an empty password goes to the helper, which refuses it`, async () => {
+    const { dir, conf } = await setup([]);
+    const r = await runDriver(v, ["--password", "", conf, "mapi"]);
+    assert.equal(r.kv.auth, "PAM_AUTH_ERR");
+    assert.deepEqual(r.logs, [{ priority: LOG_NOTICE, message: "fake: refused user=alice" }]);
+    assert.equal((await helperPids(dir)).length, 1);
+  });
+
+  Deno.test(`${v.name}: a conversation that delivers no password -> PAM_AUTHTOK_ERR`, async () => {
+    const { dir, conf } = await setup([]);
+    const r = await runDriver(v, [conf, "mapi"]); // no --password: the conversation fails
+    assert.equal(r.kv.auth, "PAM_AUTHTOK_ERR");
+    assert.equal(r.kv.prompts, "1");
+    // libpam's pam_prompt logs "conversation failed" itself, under the module's name.
+    assert.deepEqual(r.logs, [{ priority: LOG_ERR, message: "conversation failed" }, {
+      priority: LOG_ERR,
+      message:
+        "the conversation did not deliver a password (PAM_CONV_ERR); user=alice result=PAM_AUTHTOK_ERR",
+    }]);
+    assert.deepEqual(await helperPids(dir), []);
+  });
+
+  Deno.test(`${v.name}: user names with control characters are logged neutralised`, async () => {
+    const { conf } = await setup(["debug"]);
+    const r = await runDriver(v, [
+      "--user",
+      "eve\nx=1\u001b[0m",
+      "--password",
+      "x",
+      "--rhost",
+      "h\tost",
+      conf,
+      "mapi",
+    ]);
+    assert.equal(r.kv.auth, "PAM_AUTH_ERR");
+    assert.ok(
+      r.logs.some((l) => /for user=eve\?x=1\?\[0m rhost=h\?ost \(deadline 12 s\)$/.test(l.message)),
+    );
+    for (const s of r.syslog) {
+      assert.ok(
+        ![...s.text].some((c) => c < " " || c === "\x7f"),
+        `control character in: ${s.text}`,
+      );
+    }
+  });
+}
