@@ -16,8 +16,8 @@
  * sim.openSessions();  // sessions currently logged on (assert 0 after a client run)
  * sim.sessions();      // [{ id, user, origin, transport, method: "password"|"socket", capabilities }]
  * sim.requests;        // every request received, see SimRequest (live array, oldest first)
- * sim.setFaults([{ kind: "delay", value: 200, method: "getUser", times: 1 }]);
- * sim.clearFaults();
+ * await sim.setFaults([{ kind: "delay", value: 200, method: "getUser", times: 1 }]);
+ * await sim.clearFaults();  // the promises matter for "refuse"; a bad fault throws at once
  * await sim.close();   // closes listeners and connections; no timers or resources left
  * ```
  *
@@ -141,9 +141,12 @@ export interface KopanoSim extends AsyncDisposable {
   /** Number of sessions logged on and not expired. */
   openSessions(): number;
   sessions(): SimSessionInfo[];
-  /** Replaces the active faults (validated; throws on a bad one). */
-  setFaults(faults: Fault[]): void;
-  clearFaults(): void;
+  /**
+   * Replaces the active faults. A bad fault throws at once (the old ones stay). The promise
+   * settles once listeners are really closed or reopened, which only "refuse" needs: await it.
+   */
+  setFaults(faults: Fault[]): Promise<void>;
+  clearFaults(): Promise<void>;
   clearRequests(): void;
   /** Closes every listener and connection; resolves when all are gone. Idempotent. */
   close(): Promise<void>;

@@ -63,6 +63,7 @@ interface Slot {
   listener: Deno.Listener | null;
   /** UNIX socket kept as a stale file while "refuse" is set. */
   staleFile: boolean;
+  acceptLoop: Promise<void>;
   url: string;
 }
 
@@ -142,7 +143,7 @@ export class SimServer {
         });
       }
       if (opts.unix) sim.#addSlot("unix", opts.unix);
-      sim.setFaults(opts.faults ?? []);
+      await sim.setFaults(opts.faults ?? []);
     } catch (e) {
       await sim.close();
       throw e;
@@ -159,6 +160,7 @@ export class SimServer {
       tls,
       listener: null,
       staleFile: false,
+      acceptLoop: Promise.resolve(),
       url: "",
     };
     if (transport === "unix") {
@@ -196,11 +198,17 @@ export class SimServer {
       slot.url = `${slot.transport === "tls" ? "https" : "http"}://${host}:${addr.port}/kopano`;
     }
     slot.listener = listener;
-    this.#track(this.#acceptLoop(slot, listener));
+    slot.acceptLoop = this.#acceptLoop(slot, listener);
+    this.#track(slot.acceptLoop);
   }
 
-  /** Stops listening; a UNIX socket stays behind as a stale file so connect() gets ECONNREFUSED. */
-  #shut(slot: Slot, leaveStale: boolean): void {
+  /**
+   * Stops listening and resolves once the listening socket is really gone (the pending accept
+   * has ended; until then the kernel would still complete handshakes). With `leaveStale`, a
+   * UNIX socket stays behind as a stale file so that connect() gets ECONNREFUSED, as after a
+   * server crash.
+   */
+  async #shut(slot: Slot, leaveStale: boolean): Promise<void> {
     const l = slot.listener;
     if (!l) return;
     slot.listener = null;
@@ -215,10 +223,11 @@ export class SimServer {
       }
     }
     try {
-      l.close(); // Deno unlinks the UNIX socket path here
+      l.close(); // Deno unlinks the UNIX socket path once the listener is gone
     } catch {
       // already closed
     }
+    await slot.acceptLoop;
     if (linked) {
       try {
         Deno.renameSync(keep, slot.path);
@@ -273,18 +282,24 @@ export class SimServer {
     return this.#state.sessions.list();
   }
 
-  setFaults(faults: Fault[]): void {
+  /**
+   * Replaces the faults. Bad faults throw at once (the old ones stay). The promise settles when
+   * listeners closed or reopened for "refuse" are really so.
+   */
+  setFaults(faults: Fault[]): Promise<void> {
     this.#faults = new FaultSet(faults);
-    if (this.#closed) return;
+    if (this.#closed) return Promise.resolve();
+    const waits: Promise<void>[] = [];
     for (const slot of this.#slots) {
       const refuse = this.#faults.refuses(slot.transport);
-      if (refuse && slot.listener) this.#shut(slot, true);
+      if (refuse && slot.listener) waits.push(this.#shut(slot, true));
       else if (!refuse && !slot.listener) this.#open(slot);
     }
+    return Promise.all(waits).then(() => {});
   }
 
-  clearFaults(): void {
-    this.setFaults([]);
+  clearFaults(): Promise<void> {
+    return this.setFaults([]);
   }
 
   clearRequests(): void {
@@ -294,12 +309,13 @@ export class SimServer {
   close(): Promise<void> {
     if (this.#closing) return this.#closing;
     this.#closed = true;
-    for (const slot of this.#slots) {
-      this.#shut(slot, false);
+    const shut = this.#slots.map(async (slot) => {
+      await this.#shut(slot, false);
       if (slot.staleFile && isSocketFile(slot.path)) Deno.removeSync(slot.path);
-    }
+    });
     for (const c of this.#conns) c.close();
     this.#closing = (async () => {
+      await Promise.allSettled(shut);
       while (this.#tasks.size > 0) await Promise.allSettled([...this.#tasks]);
     })();
     return this.#closing;
