@@ -3,7 +3,7 @@
 // cache directory it was built with.
 import assert from "node:assert/strict";
 import { buildHelper } from "../../scripts/lib/helper_build.ts";
-import { startFixtureServer } from "./lib/fixture_server.ts";
+import { startKopanoSim } from "../kopano_sim/mod.ts";
 import { pamRequest, ROOT, runHelper } from "./lib/helper.ts";
 
 async function listTree(dir: string): Promise<string[]> {
@@ -23,8 +23,12 @@ Deno.test("built helper: env -i from another directory, --version, --pam, check"
   const cache = `${dist}/cache`;
   Deno.env.set("PAM_MAPI_HELPER_MODE", "bundle");
   Deno.env.set("PAM_MAPI_CACHE_DIR", cache);
-  const server = await startFixtureServer({});
-  const unix = await startFixtureServer({}, { transport: "unix" });
+  const sim = await startKopanoSim({
+    listen: ["127.0.0.1:0"],
+    unix: `${dist}/server.sock`,
+    unixPeer: "admin", // the dangerous case: a root caller on the UNIX socket
+    disabledFeatures: "imap mobile",
+  });
   try {
     assert.equal(await buildHelper(ROOT, dist), "bundle started by deno");
     const helper = `${dist}/pam_mapi_helper`;
@@ -34,30 +38,19 @@ Deno.test("built helper: env -i from another directory, --version, --pam, check"
     assert.equal(v.code, 0, v.stderr);
     assert.match(v.stdout, /^pam_mapi_helper \d+\.\d+\.\d+\n/);
 
-    for (const url of [server.url, unix.url]) {
-      const ok = await runHelper(["--pam"], {
-        ...opts,
-        stdin: pamRequest({
-          user: "alice",
-          password: "secret",
-          args: [`socket=${url}`, "service=pop3"],
-        }),
-      });
-      assert.equal(ok.code, 0, ok.stderr);
-      assert.equal(ok.stderr, "");
-      assert.equal(JSON.parse(ok.stdout).result, "PAM_SUCCESS", ok.stdout);
+    const pam = async (password: string, args: string[]) => {
+      const stdin = pamRequest({ user: "alice", password, args });
+      const r = await runHelper(["--pam"], { ...opts, stdin });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stderr, "");
+      return JSON.parse(r.stdout).result;
+    };
+    for (const url of [sim.urls.http[0], sim.urls.unix[0]]) {
+      assert.equal(await pam("secret", [`socket=${url}`, "service=pop3"]), "PAM_SUCCESS", url);
+      assert.equal(await pam("secret", [`socket=${url}`, "service=imap"]), "PAM_AUTH_ERR", url);
+      assert.equal(await pam("wrong", [`socket=${url}`]), "PAM_AUTH_ERR", url);
     }
-    const refused = await runHelper(["--pam"], {
-      ...opts,
-      stdin: pamRequest({
-        user: "alice",
-        password: "secret",
-        args: [`socket=${server.url}`, "service=imap"],
-      }),
-    });
-    assert.equal(JSON.parse(refused.stdout).result, "PAM_AUTH_ERR");
-
-    const check = await runHelper(["check", "alice", `socket=${server.url}`], {
+    const check = await runHelper(["check", "alice", `socket=${sim.urls.http[0]}`], {
       ...opts,
       stdin: "secret\n",
     });
@@ -67,12 +60,11 @@ Deno.test("built helper: env -i from another directory, --version, --pam, check"
     // Nothing was written to the working directory; Deno's cache went where it was told.
     assert.deepEqual(await listTree(cwd), []);
     assert.ok((await listTree(cache)).length > 0);
-    assert.equal(server.openSessions() + unix.openSessions(), 0);
+    assert.equal(sim.openSessions(), 0);
   } finally {
     Deno.env.delete("PAM_MAPI_HELPER_MODE");
     Deno.env.delete("PAM_MAPI_CACHE_DIR");
-    await server.close();
-    await unix.close();
+    await sim.close();
     await Deno.remove(dist, { recursive: true });
     await Deno.remove(cwd, { recursive: true });
   }
