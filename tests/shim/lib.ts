@@ -97,11 +97,17 @@ globalThis.addEventListener("unload", () => {
   }
 });
 
-/** A fresh temp directory (0755, root) holding a copy of the fake helper under `name`. */
-export async function helperDir(name = "fake_helper"): Promise<{ dir: string; helper: string }> {
+/** A fresh temp directory (0755, root-owned), removed when the test process ends. */
+export async function tempDir(): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "pam_mapi_shim_" });
   tempDirs.push(dir);
   await Deno.chmod(dir, 0o755);
+  return dir;
+}
+
+/** A fresh temp directory (0755, root) holding a copy of the fake helper under `name`. */
+export async function helperDir(name = "fake_helper"): Promise<{ dir: string; helper: string }> {
+  const dir = await tempDir();
   const helper = `${dir}/${name}`;
   await Deno.copyFile(`${TEST_BUILD}/fake_helper`, helper);
   await Deno.chmod(helper, 0o755);
