@@ -167,7 +167,7 @@ Deno.test("cli: --unix-peer, --session-timeout, --idle-timeout, --fault (raw fro
       "--unix-peer",
       "user",
       "--session-timeout",
-      "0.3",
+      "0.6",
       "--idle-timeout",
       "0.3",
       "--fault",
@@ -193,7 +193,7 @@ Deno.test("cli: --unix-peer, --session-timeout, --idle-timeout, --fault (raw fro
     await withConn(unix, async (c) => {
       const sid = field((await call(c, logon())).value, "ulSessionId")!;
       assert.equal((await call(c, getUser(sid))).er, "0", "raw fault used up");
-      await new Promise((r) => setTimeout(r, 500));
+      await new Promise((r) => setTimeout(r, 1000));
       assert.equal((await call(c, getUser(sid))).er, "2147483664", "session timed out");
     });
     const r = await sim.stop();

@@ -128,11 +128,11 @@ Deno.test("http: TCP and TLS connections idle for idleTimeoutMs are closed, UNIX
 });
 
 Deno.test("http: the idle timer restarts after every reply", async () => {
-  await using env = await simEnv({ idleTimeoutMs: 400 });
+  await using env = await simEnv({ idleTimeoutMs: 700 });
   await withConn(env.target.tcp, async (c) => {
     const sid = field((await call(c, logon())).value, "ulSessionId")!;
-    for (let i = 0; i < 3; i++) {
-      await new Promise((r) => setTimeout(r, 250));
+    for (let i = 0; i < 3; i++) { // 3 x 400 ms > 700 ms, but never idle for 700 ms
+      await new Promise((r) => setTimeout(r, 400));
       assert.equal((await call(c, getUser(sid))).er, "0");
     }
     assert.equal((await call(c, logoff(sid))).er, "0");

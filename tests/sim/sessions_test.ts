@@ -134,15 +134,15 @@ Deno.test("sessions: getUser by entry id, by legacy numeric id, and the refusals
 });
 
 Deno.test("sessions: a session expires after sessionTimeoutMs without calls; calls refresh it", async () => {
-  await using env = await simEnv({ sessionTimeoutMs: 300 });
+  await using env = await simEnv({ sessionTimeoutMs: 600 });
   const { c, sid } = await openSession(env.target.unix);
   try {
-    for (let i = 0; i < 4; i++) { // 4 x 150 ms > 300 ms, but never idle for 300 ms
-      await new Promise((r) => setTimeout(r, 150));
+    for (let i = 0; i < 4; i++) { // 4 x 200 ms > 600 ms, but never idle for 600 ms
+      await new Promise((r) => setTimeout(r, 200));
       assert.equal((await call(c, getUser(sid))).er, "0");
     }
     assert.equal(env.sim.openSessions(), 1);
-    await new Promise((r) => setTimeout(r, 450));
+    await new Promise((r) => setTimeout(r, 800));
     assert.equal(env.sim.openSessions(), 0);
     assert.equal((await call(c, getUser(sid))).er, END_OF_SESSION);
     assert.equal(field((await call(c, logoff(sid))).value, "result"), END_OF_SESSION);
