@@ -16,6 +16,7 @@
  * sim.openSessions();  // sessions currently logged on (assert 0 after a client run)
  * sim.sessions();      // [{ id, user, origin, transport, method: "password"|"socket", capabilities }]
  * sim.requests;        // every request received, see SimRequest (live array, oldest first)
+ * sim.clearRequests(); sim.serverGuid; sim.version;
  * await sim.setFaults([{ kind: "delay", value: 200, method: "getUser", times: 1 }]);
  * await sim.clearFaults();  // the promises matter for "refuse"; a bad fault throws at once
  * await sim.close();   // closes listeners and connections; no timers or resources left
@@ -27,6 +28,12 @@
  * `version` (default "11.0.2"), `unixPeer`, `unixOrigin`, `sessionTimeoutMs` (300 000),
  * `idleTimeoutMs` (5 000), `readTimeoutMs` (60 000), `maxBodyBytes` (4 MiB), `faults`,
  * `maxLoggedRequests` (10 000), `log` (a line per request).
+ *
+ * A SimRequest records transport ("tcp"|"tls"|"unix"), connection number, peer, httpMethod,
+ * path, httpVersion, headers (lower-case names), rawBody, the SOAP `method` ("logon", ...),
+ * `params` (text of each child element of the method element, first occurrence), `elements` (all
+ * child tags in order: assert e.g. that szImpersonateUser is absent), the reply `status` and an
+ * `outcome` ("reply", "fault: …", "dropped: …", "injected: KIND").
  *
  * Users (`SimUser`, also the JSON array `--users FILE` takes): `{name, password, enabled?,
  * disabled?, admin?, active?, id?, fullName?, email?}`. Defaults: alice/secret (id 3),
