@@ -64,6 +64,8 @@ interface Slot {
   /** UNIX socket kept as a stale file while "refuse" is set. */
   staleFile: boolean;
   acceptLoop: Promise<void>;
+  /** Settles when the last #shut of this slot is complete (a re-listen must wait for it). */
+  closing: Promise<void>;
   url: string;
 }
 
@@ -161,6 +163,7 @@ export class SimServer {
       listener: null,
       staleFile: false,
       acceptLoop: Promise.resolve(),
+      closing: Promise.resolve(),
       url: "",
     };
     if (transport === "unix") {
@@ -208,10 +211,15 @@ export class SimServer {
    * UNIX socket stays behind as a stale file so that connect() gets ECONNREFUSED, as after a
    * server crash.
    */
-  async #shut(slot: Slot, leaveStale: boolean): Promise<void> {
+  #shut(slot: Slot, leaveStale: boolean): Promise<void> {
     const l = slot.listener;
-    if (!l) return;
+    if (!l) return slot.closing;
     slot.listener = null;
+    slot.closing = this.#finishShut(slot, l, leaveStale);
+    return slot.closing;
+  }
+
+  async #finishShut(slot: Slot, l: Deno.Listener, leaveStale: boolean): Promise<void> {
     const keep = `${slot.path}.stale-${crypto.randomUUID()}`;
     let linked = false;
     if (slot.transport === "unix" && leaveStale) {
@@ -293,7 +301,13 @@ export class SimServer {
     for (const slot of this.#slots) {
       const refuse = this.#faults.refuses(slot.transport);
       if (refuse && slot.listener) waits.push(this.#shut(slot, true));
-      else if (!refuse && !slot.listener) this.#open(slot);
+      else if (!refuse && !slot.listener) {
+        waits.push(slot.closing.then(() => {
+          if (!this.#closed && !slot.listener && !this.#faults.refuses(slot.transport)) {
+            this.#open(slot);
+          }
+        }));
+      }
     }
     return Promise.all(waits).then(() => {});
   }

@@ -116,6 +116,10 @@ for (const tr of TRANSPORTS) {
       url,
     );
     assert.equal(parse((await exchange(env.target[tr], post(logon(), { close: true })))!).er, "0");
+    // Flipping without waiting still ends listening on the same address.
+    void env.sim.setFaults([{ kind: "refuse" }]);
+    await env.sim.clearFaults();
+    assert.equal(parse((await exchange(env.target[tr], post(logon(), { close: true })))!).er, "0");
   });
 
   Deno.test(`faults ${tr}: raw replies (hostile XML, verbatim bytes)`, async () => {
