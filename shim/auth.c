@@ -29,13 +29,18 @@ static const char *item_str(pam_handle_t *pamh, int item)
 	return v;
 }
 
-/* "user=alice rhost=192.0.2.1" (rhost only when known), for the shim's own log lines. */
+/* "user=alice rhost=192.0.2.1" (rhost only when known), encoded like the helper's log fields. */
 static void who(char *buf, size_t len, const char *user, const char *rhost)
 {
-	if (rhost && *rhost)
-		snprintf(buf, len, "user=%s rhost=%s", user, rhost);
-	else
-		snprintf(buf, len, "user=%s", user);
+	char u[300], r[600];
+
+	log_value(u, sizeof u, user, 64);
+	if (rhost && *rhost) {
+		log_value(r, sizeof r, rhost, 128);
+		snprintf(buf, len, "user=%s rhost=%s", u, r);
+	} else {
+		snprintf(buf, len, "user=%s", u);
+	}
 }
 
 /* "; stderr: <first line>" when the helper wrote anything to stderr, else "". */
@@ -112,7 +117,7 @@ int auth_run(pam_handle_t *pamh, int argc, const char **argv, const char **user_
 	struct mapi_args a;
 	struct request_fields f;
 	struct spawn_result *res;
-	char err[512], whom[600];
+	char err[512], whom[1024];
 	const char *user = NULL, *tok = NULL, *service, *rhost;
 	unsigned char *req = NULL;
 	size_t req_len = 0;
@@ -136,21 +141,20 @@ int auth_run(pam_handle_t *pamh, int argc, const char **argv, const char **user_
 	service = item_str(pamh, PAM_SERVICE);
 	rhost = item_str(pamh, PAM_RHOST);
 
+	who(whom, sizeof whom, user, rhost);
+	/* Same wording as the helper's own input checks (src/input.ts), which these mirror. */
 	if (strlen(user) > USER_MAX) {
-		/* Not logged by name: an over-long "user name" may well be a password typed there. */
-		log_line(pamh, LOG_NOTICE, "authentication failure; user name too long (%zu bytes, at "
-			 "most %d)%s%s result=PAM_AUTH_ERR", strlen(user), USER_MAX,
-			 rhost && *rhost ? " rhost=" : "", rhost && *rhost ? rhost : "");
+		log_line(pamh, LOG_NOTICE, "authentication failure; %s result=PAM_AUTH_ERR "
+			 "reason=\"invalid user name (longer than %d bytes)\"", whom, USER_MAX);
 		return PAM_AUTH_ERR;
 	}
-	who(whom, sizeof whom, user, rhost);
 
-	rc = token_get(pamh, &a, user, &tok);
+	rc = token_get(pamh, &a, whom, &tok);
 	if (rc != PAM_SUCCESS)
 		return rc;
 	if (strlen(tok) > AUTHTOK_MAX) {
 		log_line(pamh, LOG_NOTICE, "authentication failure; %s result=PAM_AUTH_ERR "
-			 "reason=\"password too long\"", whom);
+			 "reason=\"invalid password (longer than %d bytes)\"", whom, AUTHTOK_MAX);
 		return PAM_AUTH_ERR;
 	}
 

@@ -2,6 +2,7 @@
 #include "log.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,5 +68,110 @@ const char *pam_code_name(int code)
 	case PAM_INCOMPLETE: return "PAM_INCOMPLETE";
 	case PAM_CONV_AGAIN: return "PAM_CONV_AGAIN";
 	default: return "PAM_(other)";
+	}
+}
+
+/* Length of the well-formed UTF-8 sequence at s (at most n bytes), its code point in *cp; 0 if
+ * the bytes are not well-formed UTF-8. */
+static size_t utf8_decode(const unsigned char *s, size_t n, unsigned *cp)
+{
+	unsigned c = s[0], min;
+	size_t len;
+
+	if (c < 0x80) {
+		*cp = c;
+		return 1;
+	}
+	if (c >= 0xc2 && c <= 0xdf) {
+		len = 2;
+		*cp = c & 0x1f;
+		min = 0x80;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		len = 3;
+		*cp = c & 0x0f;
+		min = 0x800;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		len = 4;
+		*cp = c & 0x07;
+		min = 0x10000;
+	} else {
+		return 0;
+	}
+	if (n < len)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		*cp = *cp << 6 | (s[i] & 0x3f);
+	}
+	if (*cp < min || *cp > 0x10ffff || (*cp >= 0xd800 && *cp <= 0xdfff))
+		return 0;
+	return len;
+}
+
+/* Characters that must not reach a log line as they are: C0/C1 controls, DEL, and the format and
+ * separator characters that can reorder or break what a reader sees (bidi overrides, U+2028...). */
+static bool unsafe_char(unsigned cp)
+{
+	return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0xad || (cp >= 0x200b && cp <= 0x200f) ||
+	       (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2060 && cp <= 0x206f) || cp == 0xfeff ||
+	       (cp >= 0xfff9 && cp <= 0xfffb);
+}
+
+static bool space_char(unsigned cp)
+{
+	return cp == ' ' || cp == 0xa0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200a) ||
+	       cp == 0x202f || cp == 0x205f || cp == 0x3000;
+}
+
+void log_value(char *out, size_t outlen, const char *value, size_t max_chars)
+{
+	const unsigned char *s = (const unsigned char *)value;
+	size_t n = strlen(value), i = 0, chars = 0, o = 0;
+	char tmp[1024];
+	bool quote = n == 0;
+
+	/* First the cleaned text, then quoting around it. */
+	while (i < n && o + 8 < sizeof tmp) {
+		unsigned cp;
+		size_t len = utf8_decode(s + i, n - i, &cp);
+		if (chars == max_chars) {
+			memcpy(tmp + o, "...", 3);
+			o += 3;
+			break;
+		}
+		if (len == 0 || unsafe_char(cp)) {
+			tmp[o++] = '?';
+			i += len ? len : 1;
+		} else {
+			if (space_char(cp) || cp == '"' || cp == '\\' || cp == '=')
+				quote = true;
+			memcpy(tmp + o, s + i, len);
+			o += len;
+			i += len;
+		}
+		chars++;
+	}
+	tmp[o] = '\0';
+	if (!quote) {
+		snprintf(out, outlen, "%s", tmp);
+		return;
+	}
+	/* Quoted: escape '"' and '\\'. */
+	{
+		size_t w = 0;
+		if (outlen < 3) {
+			if (outlen)
+				out[0] = '\0';
+			return;
+		}
+		out[w++] = '"';
+		for (size_t k = 0; k < o && w + 3 < outlen; k++) {
+			if (tmp[k] == '"' || tmp[k] == '\\')
+				out[w++] = '\\';
+			out[w++] = tmp[k];
+		}
+		out[w++] = '"';
+		out[w] = '\0';
 	}
 }

@@ -16,6 +16,12 @@ void log_line(pam_handle_t *pamh, int priority, const char *fmt, ...)
 /* Logs len bytes (which may contain NUL) verbatim apart from sanitising. */
 void log_bytes(pam_handle_t *pamh, int priority, const char *msg, size_t len);
 
+/* Formats an untrusted value (user name, rhost) as one log field, the way the helper does: control,
+ * format and line-separator characters and invalid UTF-8 become '?', more than max_chars
+ * characters are cut and marked "...", and a value that is empty or contains whitespace, '"', '\'
+ * or '=' is quoted with '"' and '\' escaped - so "user=x rhost=1.2.3.4" cannot pose as two fields. */
+void log_value(char *out, size_t outlen, const char *value, size_t max_chars);
+
 /* "PAM_SUCCESS", "PAM_AUTH_ERR", ... for the codes this module returns; "PAM_<n>" otherwise. */
 const char *pam_code_name(int code);
 

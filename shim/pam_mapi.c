@@ -53,6 +53,7 @@ PAM_MAPI_EXPORT int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, co
 	char err[512];
 	const void *item = NULL;
 	const char *user, *auth_user = NULL;
+	char shown[300];
 	int result = PAM_IGNORE;
 
 	(void)flags;
@@ -63,15 +64,16 @@ PAM_MAPI_EXPORT int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, co
 	if (pam_get_item(pamh, PAM_USER, &item) != PAM_SUCCESS)
 		item = NULL;
 	user = item;
+	log_value(shown, sizeof shown, user ? user : "", 64);
 	if (state_get(pamh, &result, &auth_user) && result == PAM_SUCCESS && auth_user && user &&
 	    strcmp(user, auth_user) == 0) {
 		if (a.debug)
 			log_line(pamh, LOG_DEBUG, "debug: account: user=%s was authenticated by this "
-				 "module; result=PAM_SUCCESS", user);
+				 "module; result=PAM_SUCCESS", shown);
 		return PAM_SUCCESS;
 	}
 	if (a.debug)
 		log_line(pamh, LOG_DEBUG, "debug: account: user=%s was not authenticated by this module "
-			 "in this PAM handle; result=PAM_IGNORE", user ? user : "(none)");
+			 "in this PAM handle; result=PAM_IGNORE", shown);
 	return PAM_IGNORE;
 }

@@ -9,7 +9,7 @@
 
 #include "log.h"
 
-int token_get(pam_handle_t *pamh, const struct mapi_args *a, const char *user, const char **tok)
+int token_get(pam_handle_t *pamh, const struct mapi_args *a, const char *whom, const char **tok)
 {
 	const void *item = NULL;
 	char *resp = NULL;
@@ -26,7 +26,7 @@ int token_get(pam_handle_t *pamh, const struct mapi_args *a, const char *user, c
 		}
 		if (a->use_first_pass) {
 			log_line(pamh, LOG_ERR, "use_first_pass: no password from an earlier module; "
-				 "user=%s result=PAM_AUTHTOK_RECOVERY_ERR", user);
+				 "%s result=PAM_AUTHTOK_RECOVERY_ERR", whom);
 			return PAM_AUTHTOK_RECOVERY_ERR;
 		}
 	}
@@ -39,7 +39,7 @@ int token_get(pam_handle_t *pamh, const struct mapi_args *a, const char *user, c
 			free(resp);
 		}
 		log_line(pamh, LOG_ERR, "the conversation did not deliver a password (%s); "
-			 "user=%s result=PAM_AUTHTOK_ERR", pam_code_name(rc), user);
+			 "%s result=PAM_AUTHTOK_ERR", pam_code_name(rc), whom);
 		return PAM_AUTHTOK_ERR;
 	}
 	rc = pam_set_item(pamh, PAM_AUTHTOK, resp);
@@ -49,7 +49,7 @@ int token_get(pam_handle_t *pamh, const struct mapi_args *a, const char *user, c
 		rc = pam_get_item(pamh, PAM_AUTHTOK, &item);
 	if (rc != PAM_SUCCESS || !item) {
 		log_line(pamh, LOG_ERR, "cannot store the password as PAM_AUTHTOK (%s); "
-			 "user=%s result=PAM_AUTHTOK_ERR", pam_code_name(rc), user);
+			 "%s result=PAM_AUTHTOK_ERR", pam_code_name(rc), whom);
 		return PAM_AUTHTOK_ERR;
 	}
 	*tok = item;

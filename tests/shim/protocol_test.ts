@@ -149,3 +149,33 @@ Deno.test("request encoder refuses a request over 65536 bytes", async () => {
   assert.equal(r.code, 1);
   assert.equal(r.stdout.trim(), "error -2");
 });
+
+Deno.test("log fields: untrusted values are neutralised, cut and quoted like the helper's", async () => {
+  await build();
+  const field = async (bytes: Uint8Array | string, max = 64) =>
+    (await run(`${TEST_BUILD}/vectors-asan`, [
+      "logvalue",
+      typeof bytes === "string" ? utf8hex(bytes) : hex(bytes),
+      String(max),
+    ])).stdout.replace(/\n$/, "");
+  assert.equal(await field("alice"), "alice");
+  assert.equal(await field("alice@example.com"), "alice@example.com");
+  assert.equal(await field("jürgen"), "jürgen");
+  assert.equal(await field(""), '""');
+  assert.equal(await field("a b"), '"a b"');
+  assert.equal(await field("x=1"), '"x=1"');
+  assert.equal(await field('q"b\\s'), '"q\\"b\\\\s"');
+  assert.equal(await field("tab\there"), "tab?here");
+  assert.equal(await field("nbsp\u00a0x"), '"nbsp\u00a0x"');
+  // Bidi override, line separator, C1 control, zero-width space, BOM: all "?".
+  assert.equal(await field("a\u202eb\u2028c\u0085d\u200be\ufefff"), "a?b?c?d?e?f");
+  // Invalid UTF-8: overlong, surrogate, truncated, stray continuation byte.
+  assert.equal(await field(new Uint8Array([0x61, 0xc0, 0xaf, 0x62])), "a??b");
+  assert.equal(await field(new Uint8Array([0x61, 0xed, 0xa0, 0x80])), "a???");
+  assert.equal(await field(new Uint8Array([0x61, 0xe2, 0x82])), "a??");
+  assert.equal(await field(new Uint8Array([0x80, 0x61])), "?a");
+  // Cut after 64 characters (not bytes), marked.
+  assert.equal(await field("ü".repeat(70)), "ü".repeat(64) + "...");
+  assert.equal(await field("u".repeat(64)), "u".repeat(64));
+  assert.equal(await field("a b".repeat(30), 5), '"a ba ..."');
+});

@@ -4,12 +4,14 @@
  *                                          or "malformed <reason>"
  *   vectors request USER AUTHTOK SERVICE RHOST [ARG...]   (all hex) -> the request bytes
  *   vectors args [ARG...]               -> "ok timeout=.. sockets=.. helper=.. try=.. use=.. debug=.."
- *                                          or "error <message>" */
+ *                                          or "error <message>"
+ *   vectors logvalue HEX MAX            -> the log field log_value makes of the bytes HEX */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "args.h"
+#include "log.h"
 #include "protocol.h"
 
 static unsigned char *unhex(const char *h, size_t *len)
@@ -91,6 +93,15 @@ int main(int argc, char **argv)
 		printf("ok timeout=%d sockets=%d helper=%s try=%d use=%d debug=%d deadline=%d\n",
 		       a.timeout, a.sockets, a.helper, a.try_first_pass, a.use_first_pass, a.debug,
 		       args_deadline(&a));
+		return 0;
+	}
+	if (argc == 4 && strcmp(argv[1], "logvalue") == 0) {
+		size_t n;
+		unsigned char *v = unhex(argv[2], &n);
+		char out[2048];
+		log_value(out, sizeof out, (const char *)v, (size_t)atoi(argv[3]));
+		printf("%s\n", out);
+		free(v);
 		return 0;
 	}
 	fprintf(stderr, "usage: vectors reply FILE | request U T S R [ARG...] | args [ARG...]\n");
