@@ -234,6 +234,8 @@ static void __attribute__((noreturn)) supervise_helper(const struct plan *p)
 	/* Our own signal table: undo a host's SIG_IGN or SA_NOCLDWAIT, which would make the kernel
 	 * reap the helper before we can read its status. Signals stay blocked in here. */
 	set_default(SIGCHLD);
+	/* Without this an administrator would see a second copy of the host (say "saslauthd") in ps. */
+	prctl(PR_SET_NAME, "pam_mapi_sup", 0, 0, 0);
 
 	/* Keep only our five descriptors; the host's (client sockets, listeners) are no business of
 	 * ours, not even its 0-2. */

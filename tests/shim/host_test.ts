@@ -113,6 +113,11 @@ for (const v of VARIANTS) {
     const supervisorPid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
     const supStat = await Deno.readTextFile(`/proc/${supervisorPid}/stat`);
     assert.equal(
+      await Deno.readTextFile(`/proc/${supervisorPid}/comm`),
+      "pam_mapi_sup\n",
+      "the supervisor is named for ps",
+    );
+    assert.equal(
       Number(supStat.slice(supStat.lastIndexOf(")") + 2).split(" ")[1]),
       child.pid,
       "driver -> supervisor -> helper",
