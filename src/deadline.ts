@@ -11,8 +11,8 @@ export class TimeoutError extends Error {
 export class Deadline {
   readonly #controller = new AbortController();
   readonly #closers = new Set<() => void>();
-  readonly #timer: ReturnType<typeof setTimeout>;
   readonly #expiry: Promise<never>;
+  #cancelled = false;
   readonly seconds: number;
 
   constructor(ms: number) {
@@ -20,11 +20,15 @@ export class Deadline {
     let reject!: (e: Error) => void;
     this.#expiry = new Promise<never>((_, r) => (reject = r));
     this.#expiry.catch(() => {}); // observed through race(); never an unhandled rejection
-    this.#timer = setTimeout(() => {
+    // AbortSignal.timeout, not setTimeout: the first setTimeout in a Deno process costs about
+    // 4 ms of start-up, this about 0.3 ms. Its timer does not keep the process alive, which is
+    // fine: we only wait on it while an I/O operation is pending.
+    AbortSignal.timeout(ms).addEventListener("abort", () => {
+      if (this.#cancelled) return;
       this.#controller.abort();
       for (const close of this.#closers) close();
       reject(new TimeoutError(this.seconds));
-    }, ms);
+    });
   }
 
   get expired(): boolean {
@@ -54,6 +58,6 @@ export class Deadline {
   }
 
   cancel(): void {
-    clearTimeout(this.#timer);
+    this.#cancelled = true;
   }
 }

@@ -45,9 +45,10 @@ function isXmlChar(cp: number): boolean {
     (cp >= 0xe000 && cp <= 0xfffd) || (cp >= 0x10000 && cp <= 0x10ffff);
 }
 
-// Any character XML 1.0 forbids (C0 controls other than tab/LF/CR, U+FFFE/U+FFFF, lone surrogates).
+// Characters XML 1.0 forbids (C0 controls other than tab/LF/CR, U+FFFE/U+FFFF); lone surrogates
+// are caught by isWellFormed().
 // deno-lint-ignore no-control-regex
-const FORBIDDEN = /[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]|\p{Cs}/u;
+const FORBIDDEN = /[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]/;
 const NAME = /^[A-Za-z_][A-Za-z0-9._:-]*$/;
 
 function decodeText(raw: string): string {
@@ -67,7 +68,9 @@ function decodeText(raw: string): string {
 
 /** Parses one XML document; throws XmlError on anything that is not well-formed or over a limit. */
 export function parseXml(doc: string, limits: XmlLimits = DEFAULT_LIMITS): XmlElement {
-  if (FORBIDDEN.test(doc)) throw new XmlError("forbidden character in document");
+  if (FORBIDDEN.test(doc) || !doc.isWellFormed()) {
+    throw new XmlError("forbidden character in document");
+  }
   let i = doc.charCodeAt(0) === 0xfeff ? 1 : 0;
   const stack: { qname: string; el: XmlElement; text: string[] }[] = [];
   let root: XmlElement | null = null;
