@@ -28,7 +28,8 @@ Module arguments:
                  file:///PATH/TO/SOCKET (HTTP over a UNIX socket). Up to ${MAX_SOCKETS}, tried in
                  order; the next one only when the previous gave no answer (connect failure,
                  timeout, TLS failure, HTTP error or SOAP fault, unreadable reply, unexpected error
-                 code). An accepted or refused logon ends the search. Ports default to 80 and 443.
+                 code, a file:// server too old to trust, see below). An accepted or refused
+                 logon ends the search. Ports default to 80 and 443.
                  Default: ${DEFAULT_SOCKET}
   service=NAME[|NAME...]
                  after the logon, require that at least one of these features is enabled for the
@@ -50,5 +51,6 @@ Module arguments:
 
 Every logon asks the server to check the password even over a UNIX socket (NO_UID_AUTH). Over
 file:// a server that cannot promise that (older than Zarafa 7.1.1, or not saying its version)
-is not trusted: the answer becomes PAM_AUTHINFO_UNAVAIL.
+is not trusted: its session is logged off, an error is logged, and the result is
+PAM_AUTHINFO_UNAVAIL unless a later socket= gives an answer.
 `;

@@ -1,7 +1,7 @@
 // `pam_mapi_helper check`: the same code path as the module, readable output, --json, exit codes.
 import assert from "node:assert/strict";
 import { fixture, startFixtureServer } from "./lib/fixture_server.ts";
-import { runHelper } from "./lib/helper.ts";
+import { DENO_FLAGS, MAIN, runHelper } from "./lib/helper.ts";
 
 const PW = "Check-Secret-9f3";
 
@@ -159,4 +159,36 @@ Deno.test("check --help documents every module argument and the exit codes", asy
   ) {
     assert.ok(r.stdout.includes(word), word);
   }
+});
+
+Deno.test({
+  name: "check on a terminal: no echo, backspace edits, the password reaches the server intact",
+  ignore: !(await Deno.stat("/usr/bin/script").then(() => true, () => false)),
+  fn: async () => {
+    const server = await startFixtureServer({});
+    try {
+      // script(1) gives the helper a pseudo-terminal; the typed keys arrive after the prompt.
+      const cmd = [Deno.execPath(), ...DENO_FLAGS, MAIN, "check", "alice", `socket=${server.url}`]
+        .join(" ");
+      const child = new Deno.Command("script", {
+        args: ["-qec", cmd, "/dev/null"],
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const w = child.stdin.getWriter();
+      await new Promise((r) => setTimeout(r, 1500));
+      await w.write(new TextEncoder().encode(`${PW}X\x7f\r`));
+      const out = await child.output();
+      const text = new TextDecoder().decode(out.stdout);
+      assert.equal(out.code, 0, text);
+      assert.match(text, /Password for "alice": /);
+      assert.ok(!text.includes(PW), "typed password must not be echoed");
+      assert.match(text, /result: PAM_SUCCESS \(exit 0\)/);
+      assert.ok(server.requests[0].body.includes(`<szPassword>${PW}</szPassword>`));
+      await w.close().catch(() => {});
+    } finally {
+      await server.close();
+    }
+  },
 });
