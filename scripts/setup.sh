@@ -5,7 +5,7 @@
 set -eu
 
 DEB_PACKAGES="gcc make libc6-dev libpam0g-dev pamtester libpam-wrapper libpam-modules \
-  openssl curl python3 util-linux procps psmisc"
+  openssl curl python3 util-linux procps psmisc strace clang-14"
 
 if command -v apt-get >/dev/null 2>&1; then
   missing=""
