@@ -64,7 +64,13 @@ export async function authenticate(
   const log: LogRecord[] = [];
   const onStep: Observer = (s) => {
     steps.push(s);
-    if (cfg.debug) {
+    if (s.step === "logoff" && !s.ok) {
+      // Not a verdict, but a session left open on the server is worth the admin's attention.
+      log.push({
+        priority: "warning",
+        message: `session not logged off; socket=${s.socket} ${s.text}`,
+      });
+    } else if (cfg.debug) {
       log.push({ priority: "debug", message: `socket=${s.socket} ${s.step}: ${s.text}` });
     }
     observe(s);

@@ -199,3 +199,20 @@ Deno.test("the logon request: flags 1, capabilities 528, no szImpersonateUser, c
   assert.match(logon, /<szClientAppMisc>smtp<\/szClientAppMisc>/);
   assert.match(logon, new RegExp(`<szPassword>${PW}</szPassword>`));
 });
+
+Deno.test("b3: a logoff the server refuses is a warning line; the verdict stands", async () => {
+  const server = await startFixtureServer({
+    logoff: fixture("b3_logoff_alice_again_dead_session.response.body"),
+  });
+  try {
+    const r = await runPam({ user: "alice", password: PW, args: [`socket=${server.url}`] });
+    assert.equal(r.reply.result, "PAM_SUCCESS");
+    assert.deepEqual(r.reply.log.map((l) => l.priority), ["warning", "info"]);
+    assert.equal(
+      r.reply.log[0].message,
+      `session not logged off; socket=${server.url} logoff: KCERR_END_OF_SESSION (0x80000010)`,
+    );
+  } finally {
+    await server.close();
+  }
+});
