@@ -37,9 +37,9 @@ Module arguments:
                  ${FEATURES.join(", ")}. Without it, no feature is checked.
   timeout=SECONDS
                  time limit for one server (connect, TLS and every call), 1-300. Default: ${DEFAULT_TIMEOUT}
-  cafile=PATH    PEM file of CA certificates trusted for https:// sockets, in addition to Deno's
-                 built-in Mozilla roots (default: the system bundle, /etc/ssl/certs/ca-certificates.crt
-                 or /etc/pki/tls/certs/ca-bundle.crt). Certificates and host names are always
+  cafile=PATH    PEM file of the CA certificates trusted for https:// sockets, and the only ones
+                 (default: the system bundle, /etc/ssl/certs/ca-certificates.crt or
+                 /etc/pki/tls/certs/ca-bundle.crt). Certificates and host names are always
                  verified; no client certificate is ever sent.
   quiet          do not log refused logons (wrong password, unknown user)
   debug          log every step at debug priority (never the password)

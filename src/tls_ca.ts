@@ -1,9 +1,9 @@
 // Loads the CA certificates for https:// sockets, once, before file-system read access is given
 // up. Only imported when a socket uses https://, so a plain-HTTP login never pays for it.
 //
-// Deno verifies against its bundled Mozilla roots by default; the system store (where an admin
-// puts a local CA) has to be read and passed in. Note that Deno adds the certificates it is given
-// to its built-in roots: cafile= widens trust to that CA, it does not narrow it.
+// The built helper starts deno with DENO_TLS_CA_STORE set empty (scripts/lib/helper_build.ts), so
+// Deno's own root store is empty and the certificates loaded here are the only trust anchors:
+// cafile= when given, otherwise the system bundle (where an administrator puts a local CA).
 
 const SYSTEM_BUNDLES = [
   "/etc/ssl/certs/ca-certificates.crt", // Debian, Ubuntu
@@ -52,5 +52,6 @@ export function loadCaCerts(cafile: string | null): CaSet {
       // try the next location
     }
   }
-  return { certs: [], source: "Deno's built-in Mozilla roots (no system CA bundle found)" };
+  // Nothing to trust: every https:// handshake fails (fail closed) and the source says why.
+  return { certs: [], source: "none (no system CA bundle found; set cafile=)" };
 }

@@ -11,6 +11,9 @@ const MAX_SHEBANG = 255;
 // ffi, sys, import) stays denied, and --no-prompt means nothing can be granted later.
 const PERMISSIONS = ["--allow-net", "--allow-read", "--allow-write"];
 
+// An empty DENO_TLS_CA_STORE means no built-in roots (Deno's default is its bundled Mozilla set).
+const EXACT_TRUST = "DENO_TLS_CA_STORE=";
+
 // deno compile needs Deno's runtime (denort) for this exact version; it downloads it unless told.
 const DENORT_HELP = `deno compile needs the "denort" runtime of Deno ${Deno.version.deno}. ` +
   "Without network access, set DENORT_BIN to a denort binary of that version " +
@@ -74,7 +77,11 @@ async function buildBundle(root: string, dist: string, out: string): Promise<voi
   const cache = Deno.env.get("PAM_MAPI_CACHE_DIR") ?? `${dist}/cache`;
   // env -S splits the line; the assignments give deno a fixed cache directory and no update check
   // even when the shim starts us with an empty environment.
-  const shebang = `#!/usr/bin/env -S DENO_DIR=${cache} DENO_NO_UPDATE_CHECK=1 NO_COLOR=1 ${deno} ` +
+  // DENO_TLS_CA_STORE= (empty) gives Deno an empty built-in root store, so https:// trusts exactly
+  // the certificates the helper passes: cafile=, or else the system bundle (src/tls_ca.ts).
+  const shebang =
+    `#!/usr/bin/env -S DENO_DIR=${cache} ${EXACT_TRUST} DENO_NO_UPDATE_CHECK=1 NO_COLOR=1 ` +
+    `${deno} ` +
     `run --no-config --no-lock --no-prompt ${PERMISSIONS.join(" ")}`;
   if (new TextEncoder().encode(shebang).length > MAX_SHEBANG) {
     throw new Error(

@@ -73,10 +73,12 @@ export async function runHelper(argv: string[], opts: RunOptions = {}): Promise<
     cmd = "/usr/bin/time";
   }
   const start = performance.now();
+  // The built helper's #! line empties Deno's built-in root store; do the same for the source.
+  const env = opts.helper ? opts.env : { DENO_TLS_CA_STORE: "", ...opts.env };
   const child = new Deno.Command(cmd, {
     args,
     cwd: opts.cwd,
-    env: opts.env,
+    env,
     clearEnv: opts.clearEnv,
     stdin: "piped",
     stdout: "piped",
