@@ -5,7 +5,7 @@
 set -eu
 
 DEB_PACKAGES="gcc make libc6-dev libpam0g-dev pamtester libpam-wrapper libpam-modules \
-  openssl curl python3 util-linux procps psmisc strace clang-14"
+  openssl curl python3 util-linux procps psmisc strace time clang-14 libclang-rt-14-dev"
 
 if command -v apt-get >/dev/null 2>&1; then
   missing=""
@@ -20,8 +20,8 @@ if command -v apt-get >/dev/null 2>&1; then
     apt-get install -y -qq --no-install-recommends $missing >/dev/null
   fi
 elif command -v dnf >/dev/null 2>&1; then
-  dnf install -y -q gcc make glibc-devel pam-devel pamtester pam_wrapper openssl curl python3 \
-    util-linux procps-ng psmisc
+  dnf install -y -q gcc make glibc-devel pam-devel pamtester pam_wrapper openssl curl python3 time \
+    util-linux procps-ng psmisc strace clang compiler-rt
 else
   echo "setup: neither apt-get nor dnf found; install the packages listed in README.md by hand" >&2
   exit 1
