@@ -1,6 +1,6 @@
 // Builds dist/pam_mapi_helper: `deno compile` when its runtime can be had, otherwise the bundle
 // behind a `#!` line. Returns a short description of what it built.
-import { run, runOrThrow } from "./run.ts";
+import { run, runOrThrow, RunResult } from "./run.ts";
 
 // Linux reads at most 255 bytes of a `#!` line (BINPRM_BUF_SIZE); longer lines are cut silently.
 const MAX_SHEBANG = 255;
@@ -8,11 +8,26 @@ const MAX_SHEBANG = 255;
 // Permissions the helper needs: network for http(s)://, read for cafile= and file:// sockets,
 // write because Deno requires it to connect to a UNIX socket. The helper revokes what its
 // arguments do not need right after parsing them (src/permissions.ts). Everything else (env, run,
-// ffi, sys, import) stays denied, and --no-prompt means nothing can be granted later.
+// ffi, sys) stays denied, and --no-prompt means nothing can be granted later. (Deno allows imports
+// from a few well-known hosts by default; the helper revokes that at start-up too.)
 const PERMISSIONS = ["--allow-net", "--allow-read", "--allow-write"];
 
 // An empty DENO_TLS_CA_STORE means no built-in roots (Deno's default is its bundled Mozilla set).
 const EXACT_TRUST = "DENO_TLS_CA_STORE=";
+
+// The environment a compiled helper bakes in with --env-file, as the bundle's #! line sets it.
+// deno compile stores these in the executable's metadata; at start-up the runtime sets each one
+// that the process environment lacks (the shim passes only PATH) before it runs any code, and
+// builds the TLS root store lazily, on the first https:// connection, from DENO_TLS_CA_STORE
+// (Deno 2.9: cli/rt/lib.rs load_env_vars, cli/rt/run.rs StandaloneRootCertStoreProvider,
+// cli/lib/args.rs get_root_cert_store; metadata.ca_stores stays unset, compile has no flag for it).
+// DENO_DIR is left out on purpose: a compiled executable does not use it. Its only cache is V8's
+// code cache, kept in $TMPDIR/deno-compile-NAME.cache (cli/rt/binary.rs, run.rs), a location
+// fixed before the env file is applied; --no-code-cache turns it off, because a helper that runs
+// as root must not load compiled code from /tmp, where any local user can create that file first.
+// Where no denort can be had, this is verified only as far as the executable's metadata goes
+// (tests/helper/compiled_helper_test.ts); with DENORT_BIN the same test runs the helper's checks.
+const COMPILED_ENV = [EXACT_TRUST, "DENO_NO_UPDATE_CHECK=1", "NO_COLOR=1"];
 
 // deno compile needs Deno's runtime (denort) for this exact version; it downloads it unless told.
 const DENORT_HELP = `deno compile needs the "denort" runtime of Deno ${Deno.version.deno}. ` +
@@ -36,22 +51,59 @@ export async function buildHelper(root: string, dist: string): Promise<string> {
   return "bundle started by deno";
 }
 
+/**
+ * Runs `deno compile` for the helper with the permissions and environment baked in; the result
+ * is at `out` when it exits 0. `env` is added to this process's environment (tests set DENORT_BIN).
+ */
+export async function compileHelper(
+  root: string,
+  out: string,
+  env: Record<string, string> = {},
+): Promise<RunResult> {
+  const envFile = await Deno.makeTempFile({ prefix: "pam_mapi_helper_env_" });
+  try {
+    await Deno.writeTextFile(envFile, COMPILED_ENV.join("\n") + "\n");
+    return await run(Deno.execPath(), [
+      "compile",
+      "--no-config",
+      "--no-check",
+      "--no-remote", // everything comes from src/: no remote or npm module can be embedded
+      "--no-npm",
+      "--no-code-cache", // see COMPILED_ENV
+      `--env-file=${envFile}`,
+      "--quiet",
+      ...PERMISSIONS,
+      "--no-prompt",
+      "-o",
+      out,
+      `${root}/src/main.ts`,
+    ], {
+      cwd: root,
+      // deno compile also loads the env file into its own environment, for the variables not set
+      // there: keep its TLS roots as they are (the default is "mozilla"), or fetching denort from
+      // the network would trust nothing.
+      env: {
+        DENO_TLS_CA_STORE: Deno.env.get("DENO_TLS_CA_STORE") ?? "mozilla",
+        NO_COLOR: "1",
+        ...env,
+      },
+    });
+  } finally {
+    await Deno.remove(envFile).catch(() => {});
+  }
+}
+
 /** Returns null on success, or the reason compile could not be used. */
 async function tryCompile(root: string, out: string): Promise<string | null> {
-  const r = await run(Deno.execPath(), [
-    "compile",
-    "--no-config",
-    "--no-check",
-    "--quiet",
-    ...PERMISSIONS,
-    "--no-prompt",
-    "-o",
-    out,
-    `${root}/src/main.ts`,
-  ], { cwd: root });
+  const r = await compileHelper(root, out);
   if (r.code !== 0) {
-    const line = (r.stderr.split("\n").find((l) => /error/i.test(l)) ?? r.stderr).trim();
-    return line.slice(0, 200) || `exit ${r.code}`;
+    // Prefer the first cause that names an error ("Caused by: ... 1: error sending request ...")
+    // over the context line before it ("error: Writing deno compile executable ...").
+    const lines = r.stderr.split("\n");
+    const causes = lines.slice(lines.findIndex((l) => l.startsWith("Caused by:")) + 1);
+    const line = (causes.find((l) => /error/i.test(l)) ?? lines.find((l) => /error/i.test(l)) ??
+      r.stderr).trim();
+    return line.slice(0, 300) || `exit ${r.code}`;
   }
   // A DENORT_BIN that is the full CLI produces a binary that starts a REPL: check it really is ours.
   const v = await run(out, ["--version"], { env: {}, stdin: "" });
