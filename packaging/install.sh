@@ -1,0 +1,89 @@
+#!/bin/sh
+# Installs what `deno task build` wrote to dist/, and the man pages, under DESTDIR:
+#   MODULEDIR/pam_mapi.so                    the PAM module
+#   LIBEXECDIR/pam_mapi_helper               the helper
+#   LIBEXECDIR/deno                          the Deno runtime, only when the helper is the bundle
+#   CACHEDIR                                 Deno's code cache (written by root), same condition
+#   MANDIR/man8/pam_mapi.8, pam_mapi_helper.8
+# It edits no PAM configuration. packaging/debian/rules and packaging/rpm/pam_mapi.spec use it;
+# by hand, from the top of a checkout, as root:
+#   PAM_MAPI_DENO=/usr/libexec/pam_mapi/deno PAM_MAPI_CACHE_DIR=/var/cache/pam_mapi deno task build
+#   sh packaging/install.sh
+# Settings (environment): DESTDIR (""), MODULEDIR (the directory holding pam_unix.so),
+# LIBEXECDIR (/usr/libexec/pam_mapi), CACHEDIR (/var/cache/pam_mapi), MANDIR (/usr/share/man),
+# LICENSEDIR (where Deno's license goes with the runtime, /usr/share/doc/pam_mapi; empty: not
+# installed), DENO_BIN (the runtime to install: the native deno binary behind `deno` on PATH),
+# DENO_LICENSE (its LICENSE file: next to DENO_BIN).
+set -eu
+cd "$(dirname "$0")/.."
+
+DESTDIR=${DESTDIR-}
+LIBEXECDIR=${LIBEXECDIR:-/usr/libexec/pam_mapi}
+CACHEDIR=${CACHEDIR:-/var/cache/pam_mapi}
+MANDIR=${MANDIR:-/usr/share/man}
+LICENSEDIR=${LICENSEDIR-/usr/share/doc/pam_mapi}
+
+die() {
+  echo "install.sh: $*" >&2
+  exit 1
+}
+
+if [ -z "${MODULEDIR:-}" ]; then
+  for d in /lib/x86_64-linux-gnu/security /lib/aarch64-linux-gnu/security /usr/lib64/security \
+    /lib64/security /usr/lib/security /lib/security; do
+    if [ -e "$d/pam_unix.so" ]; then MODULEDIR=$d; break; fi
+  done
+  [ -n "${MODULEDIR:-}" ] || die "cannot find the PAM module directory (pam_unix.so); set MODULEDIR"
+fi
+
+module=dist/pam_mapi.so
+helper=dist/pam_mapi_helper
+[ -f "$module" ] && [ -f "$helper" ] || die "run 'deno task build' first (no $module or $helper)"
+
+# The module starts the helper at a path compiled into it (HELPER_PATH): it must be this one.
+grep -qaF "$LIBEXECDIR/pam_mapi_helper" "$module" ||
+  die "$module does not start $LIBEXECDIR/pam_mapi_helper; build it with PAM_MAPI_HELPER_PATH=$LIBEXECDIR/pam_mapi_helper"
+
+bundle=false
+if [ "$(head -c 2 "$helper")" = "#!" ]; then
+  bundle=true
+  # The bundle's #! line names the deno it runs on and its cache: they must be the installed ones.
+  shebang=$(head -n 1 "$helper")
+  case "$shebang" in
+  *" DENO_DIR=$CACHEDIR "*" $LIBEXECDIR/deno run "*) ;;
+  *)
+    die "$helper is built for another location ($shebang); build it with" \
+      "PAM_MAPI_DENO=$LIBEXECDIR/deno PAM_MAPI_CACHE_DIR=$CACHEDIR deno task build"
+    ;;
+  esac
+  if [ -z "${DENO_BIN:-}" ]; then
+    DENO_BIN=$(command -v deno) || die "no deno on PATH to install as $LIBEXECDIR/deno; set DENO_BIN"
+    DENO_BIN=$(readlink -f "$DENO_BIN")
+  fi
+  # npm's fallback wrapper (bin.cjs, when its install script did not run) is a Node script.
+  [ "$(head -c 4 "$DENO_BIN" | tail -c 3)" = "ELF" ] ||
+    die "$DENO_BIN is not the native deno binary; set DENO_BIN to it"
+  # The runtime must run this bundle (the hashbang line is a comment to JavaScript).
+  "$DENO_BIN" run --no-config --no-lock --no-prompt "$helper" --version >/dev/null ||
+    die "$DENO_BIN cannot run $helper"
+  DENO_LICENSE=${DENO_LICENSE:-$(dirname "$DENO_BIN")/LICENSE}
+  if [ -n "$LICENSEDIR" ] && [ ! -f "$DENO_LICENSE" ]; then
+    die "no license file for $DENO_BIN at $DENO_LICENSE; set DENO_LICENSE"
+  fi
+fi
+
+install -d "$DESTDIR$MODULEDIR" "$DESTDIR$LIBEXECDIR" "$DESTDIR$MANDIR/man8"
+install -m 0755 "$module" "$DESTDIR$MODULEDIR/pam_mapi.so"
+install -m 0755 "$helper" "$DESTDIR$LIBEXECDIR/pam_mapi_helper"
+install -m 0644 man/pam_mapi.8 man/pam_mapi_helper.8 "$DESTDIR$MANDIR/man8/"
+if $bundle; then
+  install -m 0755 "$DENO_BIN" "$DESTDIR$LIBEXECDIR/deno"
+  install -d -m 0755 "$DESTDIR$CACHEDIR"
+  if [ -n "$LICENSEDIR" ]; then
+    install -d "$DESTDIR$LICENSEDIR"
+    install -m 0644 "$DENO_LICENSE" "$DESTDIR$LICENSEDIR/deno-LICENSE"
+  fi
+  echo "install.sh: installed the module, the helper (a script run by $LIBEXECDIR/deno) and the man pages"
+else
+  echo "install.sh: installed the module, the helper (a standalone executable) and the man pages"
+fi

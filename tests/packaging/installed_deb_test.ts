@@ -1,0 +1,214 @@
+// The Debian package, installed on this machine: dpkg -i puts the module where libpam looks for
+// modules and the helper at the path compiled into the module; pamtester (under pam_wrapper, with
+// a private pam.d: the machine's PAM stack is never touched) authenticates through that installed
+// module, by its bare name, against the Kopano-compatible server; dpkg --purge then removes every
+// file it installed and the code cache the helper wrote, and /etc/pam.d is the same throughout.
+// Runs when packaging/build-packages.sh (which .ci/run calls before the tests) has built the .deb.
+import assert from "node:assert/strict";
+import { startKopanoSim } from "../kopano_sim/mod.ts";
+
+const ROOT = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
+const PACKAGES = `${ROOT}/dist/packages`;
+const PKG = "libpam-mapi";
+const HELPER = "/usr/libexec/pam_mapi/pam_mapi_helper";
+const RUNTIME = "/usr/libexec/pam_mapi/deno";
+const CACHE = "/var/cache/pam_mapi";
+const EXAMPLE = "/usr/share/doc/libpam-mapi/examples/pam.d/smtp";
+const dec = new TextDecoder();
+
+function findDeb(): string | null {
+  try {
+    const names = [...Deno.readDirSync(PACKAGES)].map((e) => e.name)
+      .filter((n) => /^libpam-mapi_[^_]+_[a-z0-9]+\.deb$/.test(n));
+    return names.length ? `${PACKAGES}/${names.sort().at(-1)}` : null;
+  } catch {
+    return null;
+  }
+}
+
+function which(cmd: string): boolean {
+  return ["/usr/bin", "/bin", "/usr/sbin", "/sbin"].some((d) => {
+    try {
+      return Deno.statSync(`${d}/${cmd}`).isFile;
+    } catch {
+      return false;
+    }
+  });
+}
+
+async function run(
+  cmd: string,
+  args: string[],
+  opts: { stdin?: string; env?: Record<string, string> } = {},
+) {
+  const child = new Deno.Command(cmd, {
+    args,
+    env: { DEBIAN_FRONTEND: "noninteractive", ...opts.env },
+    stdin: opts.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (opts.stdin !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(opts.stdin));
+    await w.close();
+  }
+  const o = await child.output();
+  return { code: o.code, stdout: dec.decode(o.stdout), stderr: dec.decode(o.stderr) };
+}
+
+/** Name → content of every file under /etc/pam.d (symlinks as their target). */
+async function pamdSnapshot(): Promise<Map<string, string>> {
+  const snap = new Map<string, string>();
+  for await (const e of Deno.readDir("/etc/pam.d")) {
+    const path = `/etc/pam.d/${e.name}`;
+    snap.set(
+      e.name,
+      e.isSymlink ? `-> ${await Deno.readLink(path)}` : await Deno.readTextFile(path),
+    );
+  }
+  return snap;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const deb = findDeb();
+const missing = [
+  Deno.uid() !== 0 && "root",
+  deb === null && "dist/packages/libpam-mapi_*.deb (run: sh packaging/build-packages.sh deb)",
+  !which("dpkg") && "dpkg",
+  !which("pamtester") && "pamtester",
+].filter(Boolean);
+
+Deno.test({
+  name: missing.length
+    ? `installed package: SKIPPED, needs ${missing.join(", ")}`
+    : `installed package: dpkg -i ${deb!.slice(ROOT.length + 1)}, pamtester through the ` +
+      "installed module, dpkg --purge leaves nothing",
+  ignore: missing.length > 0,
+  sanitizeResources: false,
+  async fn() {
+    const before = await run("dpkg-query", ["-W", "-f=${Status}", PKG]);
+    assert.ok(
+      !before.stdout.includes("installed"),
+      `${PKG} is already installed (${before.stdout}); this test installs and purges it itself: ` +
+        `remove it first (dpkg --purge ${PKG})`,
+    );
+    // Where this distribution's libpam keeps its modules: where libpam-modules put pam_unix.so.
+    const pamFiles = (await run("dpkg", ["-L", "libpam-modules"])).stdout.split("\n");
+    const unix = pamFiles.find((l) => l.endsWith("/security/pam_unix.so"));
+    assert.ok(unix, "no pam_unix.so in dpkg -L libpam-modules");
+    const moduleDir = unix.slice(0, -"/pam_unix.so".length);
+    const pamdBefore = await pamdSnapshot();
+    const isBundle = (await run("dpkg-deb", ["-c", deb!])).stdout.includes(`.${RUNTIME}`);
+
+    const dir = await Deno.makeTempDir({ prefix: "pam_mapi_pkg_" });
+    const sim = await startKopanoSim({ listen: ["127.0.0.1:0"] });
+    let installed: string[] = [];
+    const installedFiles: string[] = [];
+    try {
+      const inst = await run("dpkg", ["-i", deb!]);
+      assert.equal(inst.code, 0, inst.stdout + inst.stderr);
+      installed = (await run("dpkg", ["-L", PKG])).stdout.split("\n").filter((l) =>
+        l && l !== "/."
+      );
+
+      // The files are where the man page and the module expect them, and nothing is in /etc.
+      for (
+        const path of [
+          `${moduleDir}/pam_mapi.so`,
+          HELPER,
+          "/usr/share/man/man8/pam_mapi.8.gz",
+          "/usr/share/man/man8/pam_mapi_helper.8.gz",
+          "/usr/share/doc/libpam-mapi/README.md.gz",
+          EXAMPLE,
+          ...(isBundle ? [RUNTIME, CACHE] : []),
+        ]
+      ) assert.ok(installed.includes(path), `${path} not in dpkg -L ${PKG}`);
+      assert.deepEqual(installed.filter((p) => p.startsWith("/etc")), []);
+      assert.deepEqual(await pamdSnapshot(), pamdBefore, "installing changed /etc/pam.d");
+      assert.match(await Deno.readTextFile(EXAMPLE), /^auth\s+required\s+pam_mapi\.so /m);
+
+      // pamtester under pam_wrapper: a private pam.d whose smtp service names the module by its
+      // bare name (libpam finds it in its module directory) and no helper= (the module starts the
+      // helper at its compiled-in, packaged path).
+      const svc = `${dir}/pam.d`;
+      await Deno.mkdir(svc);
+      await Deno.writeTextFile(`${svc}/other`, "auth required pam_deny.so\n");
+      const service = (socket: string) =>
+        `auth required pam_mapi.so socket=${socket}\naccount required pam_mapi.so\n`;
+      const pamtester = async (socket: string, password: string) => {
+        await Deno.writeTextFile(`${svc}/smtp`, service(socket));
+        return await run("pamtester", ["-v", "smtp", "alice", "authenticate", "acct_mgmt"], {
+          stdin: `${password}\n`,
+          env: {
+            LD_PRELOAD: "libpam_wrapper.so",
+            PAM_WRAPPER: "1",
+            PAM_WRAPPER_SERVICE_DIR: svc,
+            PAM_WRAPPER_DEBUGLEVEL: "2",
+          },
+        });
+      };
+      const url = sim.urls.http[0];
+      let r = await pamtester(url, "secret");
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.match(r.stdout + r.stderr, /successfully authenticated/);
+      assert.match(
+        r.stderr,
+        /SYSLOG\(6\): authentication success; user=alice .*result=PAM_SUCCESS/,
+      );
+      r = await pamtester(url, "wrong");
+      assert.notEqual(r.code, 0);
+      assert.match(r.stdout + r.stderr, /Authentication failure/);
+      assert.match(r.stderr, /result=PAM_AUTH_ERR reason="logon refused"/);
+      r = await pamtester("http://127.0.0.1:1/kopano", "secret"); // nothing listens there
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /result=PAM_AUTHINFO_UNAVAIL reason="server unavailable"/);
+      assert.equal(sim.openSessions(), 0);
+
+      // The installed helper, run by hand as the man page says.
+      const check = await run(HELPER, ["check", "alice", `socket=${url}`], { stdin: "secret\n" });
+      assert.equal(check.code, 0, check.stdout + check.stderr);
+      assert.match(check.stdout, /result: PAM_SUCCESS \(exit 0\)/);
+      if (isBundle) {
+        // Deno kept its code cache where the package said (written by root, read on the next run).
+        assert.ok([...Deno.readDirSync(CACHE)].length > 0, `${CACHE} is empty`);
+      }
+
+      // Purge: no warning (a directory left behind would be one), nothing of the package left.
+      const purge = await run("dpkg", ["--purge", PKG]);
+      assert.equal(purge.code, 0, purge.stdout + purge.stderr);
+      assert.doesNotMatch(purge.stdout + purge.stderr, /warning/i);
+      const after = await run("dpkg-query", ["-W", "-f=${Status}", PKG]);
+      assert.ok(!after.stdout.includes("installed"), after.stdout);
+      // Every file it installed, and its own directories, are gone (shared directories such as
+      // the module directory or /usr/share/man/man8 stay).
+      for (
+        const path of [
+          ...installedFiles,
+          ...installed.filter((p) => /pam_mapi|libpam-mapi/.test(p)),
+        ]
+      ) {
+        assert.ok(!(await exists(path)), `${path} left behind`);
+      }
+      for (const path of [CACHE, "/usr/libexec/pam_mapi", "/usr/share/doc/libpam-mapi"]) {
+        assert.ok(!(await exists(path)), `${path} left behind`);
+      }
+      assert.deepEqual(await pamdSnapshot(), pamdBefore, "the package changed /etc/pam.d");
+    } finally {
+      await sim.close();
+      const still = await run("dpkg-query", ["-W", "-f=${Status}", PKG]);
+      if (still.stdout.includes("installed") || still.stdout.includes("config-files")) {
+        await run("dpkg", ["--purge", PKG]);
+      }
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
