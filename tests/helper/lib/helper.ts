@@ -12,6 +12,7 @@ export const DENO_FLAGS = [
   "--allow-net",
   "--allow-read",
   "--allow-write",
+  "--v8-flags=--no-lazy,--jitless,--single-threaded", // the built helper's start-up flags
 ];
 
 const enc = new TextEncoder();
