@@ -7,7 +7,7 @@ set -eu
 
 DEB_PACKAGES="gcc make libc6-dev libpam0g-dev pamtester libpam-wrapper libpam-modules \
   openssl curl python3 util-linux procps psmisc strace time clang-14 libclang-rt-14-dev \
-  mandoc debhelper dpkg-dev fakeroot lintian rpm rpmlint"
+  mandoc debhelper dpkg-dev fakeroot lintian rpm rpmlint sasl2-bin libsasl2-modules postfix swaks"
 
 if command -v apt-get >/dev/null 2>&1; then
   missing=""
@@ -17,13 +17,17 @@ if command -v apt-get >/dev/null 2>&1; then
   if [ -n "$missing" ]; then
     echo "setup: installing$missing"
     export DEBIAN_FRONTEND=noninteractive
+    # Postfix asks how to set up the system's mail: "No configuration" writes no main.cf, so no
+    # system Postfix starts (the tests run their own instance on a free loopback port).
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
     apt-get update -qq
     # shellcheck disable=SC2086
     apt-get install -y -qq --no-install-recommends $missing >/dev/null
   fi
 elif command -v dnf >/dev/null 2>&1; then
   dnf install -y -q gcc make glibc-devel pam-devel pamtester pam_wrapper openssl curl python3 time \
-    util-linux procps-ng psmisc strace clang compiler-rt mandoc rpm-build rpmlint
+    util-linux procps-ng psmisc strace clang compiler-rt mandoc rpm-build rpmlint \
+    cyrus-sasl cyrus-sasl-plain postfix swaks
 else
   echo "setup: neither apt-get nor dnf found; install the packages listed in README.md by hand" >&2
   exit 1
