@@ -97,9 +97,12 @@ export async function startSaslauthd(
   await sb.start("saslauthd", ["-a", "pam", "-m", dir, ...flags]);
   const mux = `${dir}/mux`;
   await waitFor(async () => (await Deno.lstat(mux).catch(() => null))?.isSocket === true, mux);
+  let stopped = false;
   return {
     mux,
     async stop() {
+      if (stopped) return;
+      stopped = true;
       const pid = Number(await Deno.readTextFile(`${dir}/saslauthd.pid`));
       await sb.run("kill", [String(pid)]);
       // The sandbox's PID 1 reaps it; wait until it is gone (its workers go with it).
@@ -146,6 +149,15 @@ export async function waitFor(
   while (!(await check())) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** With PAM_MAPI_E2E_SYSLOG=1, prints everything the sandbox's /dev/log received (to read the
+ * real lines saslauthd, Postfix and pam_mapi write). */
+export async function showSyslog(sb: Sandbox): Promise<void> {
+  if (Deno.env.get("PAM_MAPI_E2E_SYSLOG") !== "1") return;
+  for (const r of await sb.syslog()) {
+    console.log(`<${r.facility * 8 + r.priority}> ${r.ident}[${r.pid ?? ""}]: ${r.message}`);
   }
 }
 

@@ -16,6 +16,7 @@ import {
   pamMapiLines,
   type Saslauthd,
   setServerDown,
+  showSyslog,
   startSaslauthd,
   startSim,
   waitFor,
@@ -287,11 +288,28 @@ Deno.test({
           assert.match(r.reply, /^235 /);
           assert.equal(sim.openSessions(), 0);
         });
+
+        await realm.stop();
+
+        await t.step("saslauthd down: 454 (try later), and still no relaying", async () => {
+          const r = await login(withRealm, "PLAIN", "carol@example.com", "carolpass");
+          assert.match(r.reply, /^454 4\.7\.0 Temporary authentication failure/);
+          assert.deepEqual(r.mapi, []);
+          smtpdSaid(r.lines, /cannot connect to saslauthd server/);
+          const relay = await swaks(withRealm, [
+            "--to",
+            "someone@elsewhere.example",
+            "--quit-after",
+            "RCPT",
+          ]);
+          assert.match(relay.reply, /^554 5\.7\.1 .*Relay access denied/);
+        });
       } finally {
         await postfix.stop();
         await plain.stop();
         await realm.stop();
       }
+      await showSyslog(sb);
       assert.deepEqual(await leftovers(sb), []);
       await waitFor(
         async () => (await sb.processes()).every((p) => p.name === "python3"),

@@ -15,6 +15,7 @@ import {
   NOT_ROOT,
   pamMapiLines,
   setServerDown,
+  showSyslog,
   startSaslauthd,
   startSim,
   testsaslauthd,
@@ -264,6 +265,7 @@ Deno.test({
         assert.equal(sim.openSessions(), 0); // every session was logged off
       });
 
+      await showSyslog(sb);
       for (const d of [plain, realm, forking, caching]) await d.stop();
       assert.deepEqual(await leftovers(sb), []);
       assert.deepEqual((await sb.processes()).map((p) => p.name), ["python3"]); // PID 1 only
