@@ -22,8 +22,11 @@ trap 'rm -rf "$work"' EXIT
 copy_tree() {
   mkdir -p "$1"
   if git -C "$top" rev-parse --git-dir >/dev/null 2>&1; then
-    git -C "$top" ls-files -z --cached --others --exclude-standard |
-      (cd "$top" && xargs -0 cp -P --parents -t "$1")
+    # (a tracked file deleted in the work tree is left out, as a commit would leave it out)
+    git -C "$top" ls-files --cached --others --exclude-standard | sort -u |
+      while IFS= read -r f; do
+        if [ -e "$top/$f" ] || [ -L "$top/$f" ]; then printf '%s\0' "$f"; fi
+      done | (cd "$top" && xargs -0 cp -P --parents -t "$1")
   else
     tar -C "$top" --exclude=./dist --exclude=./shim/build --exclude=./.git \
       --exclude=./node_modules --exclude=./debian -cf - . | tar -C "$1" -xf -
