@@ -50,20 +50,28 @@ const build = await new Deno.Command(Deno.execPath(), {
 }).output();
 if (!build.success) fail("deno task build failed");
 
-const failures = await demo();
+// Ctrl-C only raises a flag: the running step ends, and `await using` then closes the sandbox and
+// the server, so an interrupted demo leaves nothing behind either.
+let interrupted = false;
+Deno.addSignalListener("SIGINT", () => interrupted = true);
+const checkInterrupt = () => {
+  if (interrupted) throw new Deno.errors.Interrupted("interrupted");
+};
+
+const failures = await demo().catch((e) => {
+  if (e instanceof Deno.errors.Interrupted) fail("interrupted; everything it started is stopped");
+  throw e;
+});
 if (failures) fail(`${failures} of ${CASES.length} cases did not go as expected`);
 console.log(`\ndemo: all ${CASES.length} cases as expected`);
 
 /** Runs the cases, prints the table, returns the number of mismatches. Closing the server and the
- * sandbox (also on an exception or Ctrl-C) leaves no process, mount or file behind. */
+ * sandbox (also on an exception) leaves no process, mount or file behind. */
 async function demo(): Promise<number> {
+  checkInterrupt();
   await using sim = await startKopanoSim({ listen: ["127.0.0.1:0"] });
   await using sandbox = await Sandbox.open();
-  const onInterrupt = () => {
-    Promise.allSettled([sandbox.close(), sim.close()]).then(() => Deno.exit(130));
-  };
-  Deno.addSignalListener("SIGINT", onInterrupt);
-
+  checkInterrupt();
   const url = sim.urls.http[0];
   const module = await sandbox.copyIn(`${root}/dist/pam_mapi.so`);
   const helper = await sandbox.copyIn(`${root}/dist/pam_mapi_helper`);
@@ -83,6 +91,7 @@ async function demo(): Promise<number> {
   const rows = [["case", "expected", "got", "", "syslog line"]];
   let failures = 0;
   for (const [name, service, user, password, expected, down] of CASES) {
+    checkInterrupt();
     if (down) await sim.setFaults([{ kind: "refuse" }]); // its port now refuses connections
     const before = (await sandbox.syslog()).length;
     const r = await sandbox.run("pamtester", [service, user, "authenticate", "acct_mgmt"], {
@@ -96,7 +105,6 @@ async function demo(): Promise<number> {
   }
   console.log("== pamtester SERVICE USER authenticate acct_mgmt, password on stdin:\n");
   printTable(rows);
-  Deno.removeSignalListener("SIGINT", onInterrupt);
   return failures;
 }
 
