@@ -67,6 +67,12 @@ Deno.test({
         `account  required   pam_unix.so`,
       ]);
       await sb.pamService("smtp-noaccount", [`auth     required   ${mapi().join(" ")}`]);
+      for (const opt of ["try_first_pass", "use_first_pass"]) {
+        await sb.pamService(`smtp-${opt}`, [
+          `auth     required   ${mapi(opt).join(" ")}`,
+          `account  required   ${module}`,
+        ]);
+      }
 
       const plain = await startSaslauthd(sb, "plain", ["-n", "2"]);
       const realm = await startSaslauthd(sb, "realm", ["-n", "2", "-r"]);
@@ -132,6 +138,21 @@ Deno.test({
         assert.deepEqual(r.mapi.map((l) => l.text), [LINE.success("smtp-noaccount", "alice", url)]);
         assert.ok(r.lines.some((l) => /\[reason=PAM acct error\]/.test(l.message)));
       });
+
+      await t.step(
+        "first module: try_first_pass prompts (saslauthd answers), use_first_pass fails",
+        async () => {
+          // saslauthd answers every password prompt with the password; nothing sets PAM_AUTHTOK
+          // before the first module, so use_first_pass there can never work.
+          let r = await auth(plain.mux, "smtp-try_first_pass", "alice", "secret");
+          assert.equal(r.answer, "OK");
+          r = await auth(plain.mux, "smtp-use_first_pass", "alice", "secret");
+          assert.equal(r.answer, "NO");
+          assert.deepEqual(r.mapi.map((l) => l.text), [
+            "pam_mapi(smtp-use_first_pass:auth): use_first_pass: no password from an earlier module; user=alice result=PAM_AUTHTOK_RECOVERY_ERR",
+          ]);
+        },
+      );
 
       await t.step("sufficient before pam_unix: Kopano users and local users", async () => {
         let r = await auth(plain.mux, "smtp-unix", "alice", "secret");
