@@ -132,12 +132,18 @@ export async function testsaslauthd(
   return { answer: m[1] as "OK" | "NO", out: r.stdout.trim() };
 }
 
-/** Processes that must never outlive an authentication: the helper (deno for the bundled helper,
- * pam_mapi_helpe[r] compiled), the module's supervisor, and zombies. */
+/** Processes that must not outlive an authentication: the helper (deno for the bundled helper,
+ * pam_mapi_helpe[r] compiled), the module's supervisor, and zombies. A worker of saslauthd -n 0
+ * may be a zombie for a moment after answering, until saslauthd's SIGCHLD handler reaps it, so
+ * this waits up to 5 s for the list to empty and returns what is left then. */
 export async function leftovers(sb: Sandbox): Promise<string[]> {
-  return (await sb.processes())
-    .filter((p) => p.state === "Z" || /^(pam_mapi_sup|pam_mapi_helpe|deno)/.test(p.name))
-    .map((p) => `${p.name} (pid ${p.pid}, state ${p.state})`);
+  const list = async () =>
+    (await sb.processes())
+      .filter((p) => p.state === "Z" || /^(pam_mapi_sup|pam_mapi_helpe|deno)/.test(p.name))
+      .map((p) => `${p.name} (pid ${p.pid}, state ${p.state})`);
+  await waitFor(async () => (await list()).length === 0, "no leftover processes", 5_000)
+    .catch(() => {});
+  return await list();
 }
 
 export async function waitFor(
