@@ -45,6 +45,7 @@ export interface SyslogRecord {
 export interface SandboxProcess {
   pid: number; // on the machine
   nsPid: number; // inside the sandbox
+  ppid: number; // on the machine
   name: string; // /proc/PID/status Name (15 characters at most)
   state: string; // R, S, Z, ...
 }
@@ -204,6 +205,7 @@ export async function processesIn(ns: string): Promise<SandboxProcess[]> {
       out.push({
         pid: Number(e.name),
         nsPid: Number(field("NSpid").split(/\s+/).pop()),
+        ppid: Number(field("PPid")),
         name: field("Name"),
         state: field("State").charAt(0),
       });

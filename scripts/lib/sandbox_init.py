@@ -45,7 +45,9 @@ print("ready", flush=True)
 stdin = sys.stdin.buffer.raw
 pending = b""
 while True:
-    readable, _, _ = select.select([sock, stdin], [], [])
+    # Also reap every 0.2 s, in case a SIGCHLD was merged with another one or came in between.
+    readable, _, _ = select.select([sock, stdin], [], [], 0.2)
+    reap(None, None)
     if sock in readable:
         drain()
     if stdin in readable:

@@ -140,7 +140,7 @@ export async function leftovers(sb: Sandbox): Promise<string[]> {
   const list = async () =>
     (await sb.processes())
       .filter((p) => p.state === "Z" || /^(pam_mapi_sup|pam_mapi_helpe|deno)/.test(p.name))
-      .map((p) => `${p.name} (pid ${p.pid}, state ${p.state})`);
+      .map((p) => `${p.name} (pid ${p.pid}, parent ${p.ppid}, state ${p.state})`);
   await waitFor(async () => (await list()).length === 0, "no leftover processes", 5_000)
     .catch(() => {});
   return await list();
@@ -167,9 +167,15 @@ export async function showSyslog(sb: Sandbox): Promise<void> {
   }
 }
 
-/** The machine's mount table as this process sees it (must not change). */
-export function mountTable(): Promise<string> {
-  return Deno.readTextFile("/proc/self/mountinfo");
+/** The machine's mounts on the places a sandbox mounts over (/etc/pam.d, /etc/passwd,
+ * /etc/shadow, /dev, /proc) or inside a sandbox directory, as this process sees them: must be the
+ * same after a test. (Only these: other people's work on a shared machine may mount elsewhere.) */
+export async function mountTable(): Promise<string[]> {
+  const places = ["/etc/pam.d", "/etc/passwd", "/etc/shadow", "/dev", "/proc"];
+  return (await Deno.readTextFile("/proc/self/mountinfo")).split("\n").filter((line) => {
+    const mountPoint = line.split(" ")[4] ?? "";
+    return places.includes(mountPoint) || line.includes("pam_mapi_sandbox_");
+  });
 }
 
 export type { RunResult };

@@ -317,6 +317,6 @@ Deno.test({
       );
     }
     assert.deepEqual(await processesIn(pidNamespace), []);
-    assert.equal(await mountTable(), mounts);
+    assert.deepEqual(await mountTable(), mounts);
   },
 });
