@@ -106,8 +106,7 @@ export class Sandbox implements AsyncDisposable {
         throw new Error(`the sandbox did not start: ${await stderr}`);
       }
       const ns = await Deno.readLink(`/proc/${child.pid}/ns/pid_for_children`);
-      const sandbox = new Sandbox(dir, child, ns, lines, stderr);
-      return sandbox;
+      return new Sandbox(dir, child, ns, lines, stderr);
     } catch (e) {
       await Deno.remove(dir, { recursive: true }).catch(() => {});
       throw e;
