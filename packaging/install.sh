@@ -56,16 +56,28 @@ if [ "$(head -c 2 "$helper")" = "#!" ]; then
       "PAM_MAPI_DENO=$LIBEXECDIR/deno PAM_MAPI_CACHE_DIR=$CACHEDIR deno task build"
     ;;
   esac
+  is_elf() { [ "$(head -c 4 "$1" | tail -c 3)" = "ELF" ]; }
   if [ -z "${DENO_BIN:-}" ]; then
     DENO_BIN=$(command -v deno) || die "no deno on PATH to install as $LIBEXECDIR/deno; set DENO_BIN"
     DENO_BIN=$(readlink -f "$DENO_BIN")
+    # When npm did not run deno's install script, `deno` is a Node wrapper (bin.cjs); the native
+    # binary is then in the platform package beside it.
+    if ! is_elf "$DENO_BIN"; then
+      for f in "$(dirname "$DENO_BIN")"/node_modules/@deno/*/deno; do
+        if [ -f "$f" ] && is_elf "$f"; then DENO_BIN=$f; break; fi
+      done
+    fi
   fi
-  # npm's fallback wrapper (bin.cjs, when its install script did not run) is a Node script.
-  [ "$(head -c 4 "$DENO_BIN" | tail -c 3)" = "ELF" ] ||
-    die "$DENO_BIN is not the native deno binary; set DENO_BIN to it"
+  is_elf "$DENO_BIN" || die "$DENO_BIN is not the native deno binary; set DENO_BIN to it"
   # The runtime must run this bundle (the hashbang line is a comment to JavaScript).
   "$DENO_BIN" run --no-config --no-lock --no-prompt "$helper" --version >/dev/null ||
     die "$DENO_BIN cannot run $helper"
+  if [ -z "${DENO_LICENSE:-}" ]; then
+    # The npm package "deno" has it beside its binary; the platform package has none.
+    for f in "$(dirname "$DENO_BIN")/LICENSE" "$(dirname "$DENO_BIN")/../../../LICENSE"; do
+      if [ -f "$f" ]; then DENO_LICENSE=$f; break; fi
+    done
+  fi
   DENO_LICENSE=${DENO_LICENSE:-$(dirname "$DENO_BIN")/LICENSE}
   if [ -n "$LICENSEDIR" ] && [ ! -f "$DENO_LICENSE" ]; then
     die "no license file for $DENO_BIN at $DENO_LICENSE; set DENO_LICENSE"
