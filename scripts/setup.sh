@@ -7,8 +7,8 @@ set -eu
 
 DEB_PACKAGES="gcc make libc6-dev libpam0g-dev pamtester libpam-wrapper libpam-modules \
   ca-certificates openssl curl python3 util-linux procps psmisc strace time clang-14 \
-  libclang-rt-14-dev mandoc debhelper dpkg-dev fakeroot lintian rpm rpmlint sasl2-bin \
-  libsasl2-modules postfix swaks"
+  libclang-rt-14-dev mandoc build-essential debhelper dpkg-dev fakeroot lintian rpm rpmlint \
+  sasl2-bin libsasl2-modules postfix swaks"
 
 if command -v apt-get >/dev/null 2>&1; then
   missing=""
