@@ -161,7 +161,8 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
       throw new BenchError(`${f} is missing (deno task bench runs deno task build first)`);
     }
   }
-  const dir = await Deno.makeTempDir({ prefix: "pam_mapi_bench_" });
+  // A short name: the helper's #! line, with this directory in it, must stay within 255 bytes.
+  const dir = await Deno.makeTempDir({ prefix: "pmb" });
   try {
     await Deno.chmod(dir, 0o755);
     // Private copies: the module refuses a helper that is not root-owned in root-owned
@@ -175,10 +176,12 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     // installation: dist/cache collects an entry for every temporary copy the tests run, and every
     // helper start reads that SQLite cache's whole write-ahead log (~3 ms at 7 MB).
     let text = await Deno.readTextFile(options.helper);
-    const fresh = text.replace(/^(#!.* DENO_DIR=)\S+/, `$1${dir}/cache`);
+    const fresh = text.replace(/^(#!.* DENO_DIR=)\S+/, `$1${dir}/c`);
     if (text.startsWith("#!") && fresh.indexOf("\n") <= 255) text = fresh;
     else if (text.startsWith("#!")) {
-      print("bench: note: the helper keeps its built cache directory");
+      throw new BenchError(
+        `no room for ${dir}/c on the helper's #! line: set TMPDIR to a shorter directory`,
+      );
     }
     await Deno.writeTextFile(helper, text);
     await Deno.copyFile(options.baselineScript, script);
@@ -321,6 +324,16 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     print(
       "bench: checks passed: right password accepted, wrong password refused, " +
         `${FEATURE} disabled refused, with the same SOAP calls, for both`,
+    );
+    const flags = /^#!.* run (.*)$/m.exec(text)?.[1] ?? "(not a #! bundle)";
+    const cached: string[] = [];
+    for (const f of ["v8_code_cache_v2", "v8_code_cache_v2-wal"]) {
+      try {
+        cached.push(`${fmt((await Deno.stat(`${dir}/c/${f}`)).size / 1024, 0)} KB`);
+      } catch { /* absent */ }
+    }
+    print(
+      `bench: helper: deno run ${flags}; V8 code cache ${cached.join(" + ") || "NOT written"}`,
     );
 
     // --- latency, one client: rounds alternate which contender goes first.
