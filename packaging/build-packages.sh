@@ -49,9 +49,12 @@ for kind in $kinds; do
     cp "$work"/deb/*.deb "$work"/deb/*.changes "$work"/deb/*.buildinfo "$out/"
     echo "packages: lintian (errors fail the build; overrides in packaging/debian/*.lintian-overrides)"
     changes=$(ls "$out"/libpam-mapi_*.changes)
-    lintian --fail-on error --show-overrides "$changes" >"$work/lintian.log" 2>&1 ||
-      { echo "packages: lintian found errors" >&2; status=1; }
+    # --show-overrides lists what was overridden, but lintian then also fails on an overridden
+    # error: judge by the E: lines instead (a lintian that cannot run exits non-zero here).
+    lintian --fail-on none --show-overrides "$changes" >"$work/lintian.log" 2>&1 ||
+      { cat "$work/lintian.log" >&2; echo "packages: lintian did not run" >&2; exit 1; }
     grep -v '^running with root privileges' "$work/lintian.log" | sed 's/^/  /' || true
+    if grep -q '^E:' "$work/lintian.log"; then echo "packages: lintian found errors" >&2; status=1; fi
     echo "packages: lintian: $(grep -c '^E:' "$work/lintian.log" || true) errors," \
       "$(grep -c '^W:' "$work/lintian.log" || true) warnings," \
       "$(grep -c '^O:' "$work/lintian.log" || true) overridden"
