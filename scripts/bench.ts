@@ -2,7 +2,7 @@
 // Kopano-compatible server on loopback (SPEC section 8). See scripts/bench/mod.ts for what is
 // measured and checked, and README.md "Performance" for the figures.
 //
-//   deno task bench [--rounds N] [--count N] [--duration MS] [--clients 1,4,8]
+//   deno task bench [--rounds N] [--count N] [--duration MS] [--trounds N] [--clients 1,4,8]
 //
 // Prints a table, then, last, the line
 //   bench: pam_mapi p50=…ms p95=…ms; baseline p50=…ms; ratio=…; throughput=… auth/s
@@ -27,16 +27,19 @@ const { values } = parseArgs({
     rounds: { type: "string" },
     count: { type: "string" },
     duration: { type: "string" },
+    trounds: { type: "string" },
     clients: { type: "string" },
     help: { type: "boolean" },
   },
 });
 if (values.help) {
   console.log(
-    "Usage: deno task bench [--rounds N] [--count N] [--duration MS] [--clients 1,4,8]\n" +
+    "Usage: deno task bench [--rounds N] [--count N] [--duration MS] [--trounds N] " +
+      "[--clients 1,4,8]\n" +
       `  --rounds    latency rounds, contenders alternating (default ${DEFAULTS.latencyRounds})\n` +
       `  --count     logins per contender and round (default ${DEFAULTS.latencyCount})\n` +
       `  --duration  milliseconds per throughput run (default ${DEFAULTS.throughputMs})\n` +
+      `  --trounds   throughput rounds, median taken (default ${DEFAULTS.throughputRounds})\n` +
       `  --clients   concurrent clients for throughput (default ${DEFAULTS.clients.join(",")})`,
   );
   Deno.exit(0);
@@ -51,6 +54,7 @@ try {
     latencyRounds: positive("rounds", values.rounds, DEFAULTS.latencyRounds),
     latencyCount: positive("count", values.count, DEFAULTS.latencyCount),
     throughputMs: positive("duration", values.duration, DEFAULTS.throughputMs),
+    throughputRounds: positive("trounds", values.trounds, DEFAULTS.throughputRounds),
     clients,
   });
 } catch (e) {

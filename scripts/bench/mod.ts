@@ -28,9 +28,10 @@ export interface BenchOptions {
   /** Latency: rounds, each running `latencyCount` logins per contender and mode, alternating. */
   latencyRounds: number;
   latencyCount: number;
-  /** Throughput: client counts, and how long each throughput run lasts. */
+  /** Throughput: client counts, how long each run lasts, and how many rounds (median taken). */
   clients: number[];
   throughputMs: number;
+  throughputRounds: number;
   /** The passwords sent as "right" (tests override them to see the checks fail). */
   passwords?: Partial<Record<Impl, string>>;
   /** Where progress and the report go (default: console.log). */
@@ -44,7 +45,8 @@ export const DEFAULTS = {
   latencyRounds: 4,
   latencyCount: 25,
   clients: [1, 4, 8],
-  throughputMs: 2000,
+  throughputMs: 1000,
+  throughputRounds: 3,
 } satisfies BenchOptions;
 
 /** A check failed: the numbers would not mean anything. */
@@ -344,26 +346,30 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
         lat.get(c)!.push(await timed(c, ["--count", String(options.latencyCount)], 1));
       }
     }
-    // --- throughput, K clients for a fixed time each.
-    const thr = new Map<Case, Map<number, DriverRun>>(cases.map((c) => [c, new Map()]));
-    for (const [i, k] of options.clients.entries()) {
-      const order = i % 2 === 0 ? cases : [...cases].reverse();
-      for (const c of order) {
-        thr.get(c)!.set(
-          k,
-          await timed(c, ["--clients", String(k), "--duration", String(options.throughputMs)], 1),
-        );
+    // --- throughput, K clients for a fixed time each; rounds (median taken) so that a burst of
+    // other work on the machine spoils one run, not the figure.
+    const thr = new Map<Case, Map<number, DriverRun[]>>(
+      cases.map((c) => [c, new Map(options.clients.map((k) => [k, []]))]),
+    );
+    let turn = 0;
+    for (let round = 0; round < options.throughputRounds; round++) {
+      for (const k of options.clients) {
+        const order = turn++ % 2 === 0 ? cases : [...cases].reverse();
+        for (const c of order) {
+          const args = ["--clients", String(k), "--duration", String(options.throughputMs)];
+          thr.get(c)!.get(k)!.push(await timed(c, args, 1));
+        }
       }
     }
 
     const rows: Row[] = cases.map((c) => {
-      const runs = [...lat.get(c)!, ...thr.get(c)!.values()];
+      const runs = [...lat.get(c)!, ...[...thr.get(c)!.values()].flat()];
       const latRuns = lat.get(c)!;
       const throughput = new Map<number, number>();
       const loadedP50 = new Map<number, number>();
-      for (const [k, r] of thr.get(c)!) {
-        throughput.set(k, r.transactions / (r.wallUs / 1e6));
-        loadedP50.set(k, median(r.latUs) / 1000);
+      for (const [k, rs] of thr.get(c)!) {
+        throughput.set(k, median(rs.map((r) => r.transactions / (r.wallUs / 1e6))));
+        loadedP50.set(k, median(rs.flatMap((r) => r.latUs)) / 1000);
       }
       return {
         impl: c.impl,
@@ -409,7 +415,8 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     print("");
     print(
       "latency: one client, whole PAM transaction (pam_start to pam_end); auth/s: K client " +
-        `processes for ${options.throughputMs} ms each; CPU ms/auth: everything below the PAM ` +
+        `processes for ${options.throughputMs} ms, median of ${options.throughputRounds} runs; ` +
+        "p50@K: latency under that load; CPU ms/auth: everything below the PAM " +
         "host (module, helper or script and curl); server CPU: kopano-sim's, per login; " +
         "peak RSS: largest process (the helper; for the baseline sh or curl)",
     );

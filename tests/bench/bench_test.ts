@@ -5,7 +5,13 @@ import assert from "node:assert/strict";
 import { BenchError, DEFAULTS, runBench } from "../../scripts/bench/mod.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
-const TINY = { latencyRounds: 1, latencyCount: 2, clients: [1, 2], throughputMs: 100 };
+const TINY = {
+  latencyRounds: 1,
+  latencyCount: 2,
+  clients: [1, 2],
+  throughputMs: 100,
+  throughputRounds: 1,
+};
 const FINAL =
   /^bench: pam_mapi p50=\d+\.\dms p95=\d+\.\dms; baseline p50=\d+\.\dms; ratio=\d+\.\d\d; throughput=\d+\.\d auth\/s$/;
 
@@ -21,6 +27,8 @@ Deno.test("bench: the CLI prints the table and, last, the closing line", async (
       "2",
       "--duration",
       "100",
+      "--trounds",
+      "1",
       "--clients",
       "1,2",
     ],
