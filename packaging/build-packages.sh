@@ -1,7 +1,7 @@
 #!/bin/sh
 # Builds the Debian package (libpam-mapi) and the RPM (pam_mapi) into dist/packages/, then lints
 # them: lintian and rpmlint must report no errors; their warnings are printed.
-#   sh packaging/build-packages.sh [deb] [rpm]        (default: both)
+#   sh packaging/build-packages.sh [deb] [rpm]        (default: those whose tools are installed)
 # Each is built in a copy of the source tree (the files git tracks or would track), so the
 # checkout stays clean: dpkg-buildpackage -us -uc -b with packaging/debian as debian/, and
 # rpmbuild -bb --build-in-place packaging/rpm/pam_mapi.spec. Needs deno 2.9.6 and the packaging
@@ -11,7 +11,15 @@ set -eu
 cd "$(dirname "$0")/.."
 top=$(pwd)
 out=$top/dist/packages
-kinds=${*:-deb rpm}
+# Without arguments: each kind whose tool is installed (Debian: both, via setup.sh; Fedora: rpm).
+kinds=$*
+if [ -z "$kinds" ]; then
+  command -v dpkg-buildpackage >/dev/null && kinds=deb
+  command -v rpmbuild >/dev/null && kinds="$kinds rpm"
+  [ -n "$kinds" ] || { echo "packages: neither dpkg-buildpackage nor rpmbuild (run scripts/setup.sh)" >&2; exit 1; }
+  case $kinds in *deb*) ;; *) echo "packages: no dpkg-buildpackage: not building the .deb" ;; esac
+  case $kinds in *rpm*) ;; *) echo "packages: no rpmbuild: not building the .rpm" ;; esac
+fi
 packager="pam_mapi maintainers <maintainers@users.noreply.r-seed-ecb36654.example>"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/pam_mapi_pkg.XXXXXX")
