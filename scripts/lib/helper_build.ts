@@ -83,6 +83,8 @@ export async function compileHelper(
       "--no-remote", // everything comes from src/: no remote or npm module can be embedded
       "--no-npm",
       "--no-code-cache", // see COMPILED_ENV
+      // As on the bundle's #! line (FAST_START), less --no-lazy, which only pays with a code cache.
+      "--v8-flags=--jitless,--single-threaded",
       `--env-file=${envFile}`,
       "--quiet",
       ...PERMISSIONS,

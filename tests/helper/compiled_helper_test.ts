@@ -61,6 +61,9 @@ Deno.test("compiled helper: deno compile bakes in its permissions, environment a
     }
     assert.equal(p.prompt, false);
     assert.deepEqual(meta.argv, []);
+    // The bundle's start-up V8 flags, less --no-lazy (which only pays with a code cache).
+    assert.ok(JSON.stringify(meta.v8_flags).includes("--jitless"), JSON.stringify(meta.v8_flags));
+    assert.ok(JSON.stringify(meta.v8_flags).includes("--single-threaded"));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
