@@ -180,6 +180,14 @@ Deno.test({
       if (isBundle) {
         // Deno kept its code cache where the package said (written by root, read on the next run).
         assert.ok([...Deno.readDirSync(CACHE)].length > 0, `${CACHE} is empty`);
+        // Installing over it (as an upgrade does) drops the old helper's cache (postinst).
+        const again = await run("dpkg", ["-i", deb!]);
+        assert.equal(again.code, 0, again.stdout + again.stderr);
+        assert.deepEqual([...Deno.readDirSync(CACHE)], [], `${CACHE} not emptied on upgrade`);
+        const check2 = await run(HELPER, ["check", "alice", `socket=${url}`], {
+          stdin: "secret\n",
+        });
+        assert.equal(check2.code, 0, check2.stdout + check2.stderr);
       }
 
       // Purge: no warning (a directory left behind would be one), nothing of the package left.
