@@ -5,6 +5,7 @@
 // file it installed and the code cache the helper wrote, and /etc/pam.d is the same throughout.
 // Runs when packaging/build-packages.sh (which .ci/run calls before the tests) has built the .deb.
 import assert from "node:assert/strict";
+import { run as runCommand } from "../../scripts/lib/run.ts";
 import { startKopanoSim } from "../kopano_sim/mod.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
@@ -14,7 +15,6 @@ const HELPER = "/usr/libexec/pam_mapi/pam_mapi_helper";
 const RUNTIME = "/usr/libexec/pam_mapi/deno";
 const CACHE = "/var/cache/pam_mapi";
 const EXAMPLE = "/usr/share/doc/libpam-mapi/examples/pam.d/smtp";
-const dec = new TextDecoder();
 
 function findDeb(): string | null {
   try {
@@ -36,25 +36,16 @@ function which(cmd: string): boolean {
   });
 }
 
-async function run(
+/** Runs a command the way the package tools expect to be run from a script. */
+function run(
   cmd: string,
   args: string[],
   opts: { stdin?: string; env?: Record<string, string> } = {},
 ) {
-  const child = new Deno.Command(cmd, {
-    args,
+  return runCommand(cmd, args, {
+    ...opts,
     env: { DEBIAN_FRONTEND: "noninteractive", ...opts.env },
-    stdin: opts.stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (opts.stdin !== undefined) {
-    const w = child.stdin.getWriter();
-    await w.write(new TextEncoder().encode(opts.stdin));
-    await w.close();
-  }
-  const o = await child.output();
-  return { code: o.code, stdout: dec.decode(o.stdout), stderr: dec.decode(o.stderr) };
+  });
 }
 
 /** Name → content of every file under /etc/pam.d (symlinks as their target). */

@@ -36,34 +36,10 @@ export const ASAN: Variant = {
 };
 export const VARIANTS: Variant[] = [PLAIN, ASAN];
 
-export interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-export async function run(
-  cmd: string,
-  args: string[],
-  opts: { env?: Record<string, string>; stdin?: string; cwd?: string } = {},
-): Promise<Result> {
-  const child = new Deno.Command(cmd, {
-    args,
-    env: opts.env,
-    cwd: opts.cwd,
-    stdin: opts.stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (opts.stdin !== undefined) {
-    const w = child.stdin.getWriter();
-    await w.write(new TextEncoder().encode(opts.stdin));
-    await w.close();
-  }
-  const out = await child.output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+// One way to run a command for the build scripts and the tests.
+import { run, RunResult as Result } from "../../scripts/lib/run.ts";
+export { run };
+export type { Result };
 
 export async function runOk(cmd: string, args: string[], opts = {}): Promise<Result> {
   const r = await run(cmd, args, opts);
