@@ -146,6 +146,16 @@ export async function leftovers(sb: Sandbox): Promise<string[]> {
   return await list();
 }
 
+/** After the daemons were stopped: nothing of an authentication is left, and only the sandbox's
+ * PID 1 runs (saslauthd's master signals its workers on the way out but does not wait for them). */
+export async function assertOnlySandboxLeft(sb: Sandbox): Promise<void> {
+  assert.deepEqual(await leftovers(sb), []);
+  await waitFor(
+    async () => (await sb.processes()).every((p) => p.name === "python3"),
+    "only the sandbox's PID 1 to remain",
+  );
+}
+
 export async function waitFor(
   check: () => Promise<boolean>,
   what: string,

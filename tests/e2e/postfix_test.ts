@@ -7,8 +7,8 @@ import assert from "node:assert/strict";
 import { processesIn, Sandbox, type SyslogRecord } from "../../scripts/lib/sandbox.ts";
 import { run } from "../../scripts/lib/run.ts";
 import {
+  assertOnlySandboxLeft,
   installBuilt,
-  leftovers,
   LINE,
   logged,
   mountTable,
@@ -310,11 +310,7 @@ Deno.test({
         await realm.stop();
       }
       await showSyslog(sb);
-      assert.deepEqual(await leftovers(sb), []);
-      await waitFor(
-        async () => (await sb.processes()).every((p) => p.name === "python3"),
-        "only the sandbox's PID 1 to remain",
-      );
+      await assertOnlySandboxLeft(sb);
     }
     assert.deepEqual(await processesIn(pidNamespace), []);
     assert.deepEqual(await mountTable(), mounts);

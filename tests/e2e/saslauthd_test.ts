@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { processesIn, Sandbox } from "../../scripts/lib/sandbox.ts";
 import { run } from "../../scripts/lib/run.ts";
 import {
+  assertOnlySandboxLeft,
   installBuilt,
   leftovers,
   LINE,
@@ -19,7 +20,6 @@ import {
   startSaslauthd,
   startSim,
   testsaslauthd,
-  waitFor,
 } from "./lib.ts";
 
 /** A local (pam_unix) account that exists only inside the sandbox's private /etc/passwd. */
@@ -289,12 +289,7 @@ Deno.test({
 
       await showSyslog(sb);
       for (const d of [plain, realm, forking, caching]) await d.stop();
-      assert.deepEqual(await leftovers(sb), []);
-      // saslauthd's master signals its workers on the way out but does not wait for them.
-      await waitFor(
-        async () => (await sb.processes()).every((p) => p.name === "python3"),
-        "only the sandbox's PID 1 to remain",
-      );
+      await assertOnlySandboxLeft(sb);
     }
     // The sandbox is gone: no process in its PID namespace, the machine's mounts unchanged.
     assert.deepEqual(await processesIn(pidNamespace), []);
