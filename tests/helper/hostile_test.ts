@@ -1,8 +1,10 @@
 // Hostile or broken servers: the helper process must fail closed (PAM_AUTHINFO_UNAVAIL), within
 // the timeout, with bounded memory (peak RSS of the helper process measured by /usr/bin/time).
 import assert from "node:assert/strict";
+import { MAX_BODY } from "../../src/http.ts";
 import { Action, httpReply, startRawServer } from "./lib/raw_server.ts";
-import { runPam } from "./lib/helper.ts";
+import { ROOT, runPam } from "./lib/helper.ts";
+import { gzipBomb } from "./lib/gzip_bomb.ts";
 
 const enc = new TextEncoder();
 const TIMEOUT = 2;
@@ -134,6 +136,47 @@ Deno.test("a server hanging on getUser: fail closed at the deadline, the session
     assert.ok(r.ms < 2000, `${r.ms} ms`);
     assert.equal(logoffs.length, 1);
     assert.match(logoffs[0], /<ulSessionId>13800724006105413899<\/ulSessionId>/);
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("hostile server: a gzip bomb (1 MB inflating to 1020 MiB) -> the built helper refuses it uninflated, at once, peak RSS under 64 MB", async () => {
+  const helper = `${ROOT}/dist/pam_mapi_helper`;
+  await Deno.stat(helper).catch(() => {
+    throw new Error(`${helper} is missing: run "deno task build" (deno task test does)`);
+  });
+  const bomb = gzipBomb(1020);
+  const head = enc.encode(
+    "HTTP/1.1 200 OK\r\nServer: gSOAP/2.8\r\nContent-Type: text/xml; charset=utf-8\r\n" +
+      `Content-Encoding: gzip\r\nContent-Length: ${bomb.length}\r\nConnection: keep-alive\r\n\r\n`,
+  );
+  const reply = new Uint8Array(head.length + bomb.length);
+  reply.set(head);
+  reply.set(bomb, head.length);
+  assert.ok(reply.length < MAX_BODY, `${reply.length} bytes: under the 1 MiB reply limit`);
+  const server = await startRawServer(() => reply);
+  try {
+    const r = await runPam({
+      user: "alice",
+      password: "Hostile-Pw-1",
+      args: [`socket=${server.url}`, "timeout=10", "debug"],
+    }, { helper, measureRss: true, clearEnv: true });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.reply.result, "PAM_AUTHINFO_UNAVAIL", JSON.stringify(r.reply));
+    console.log(
+      `gzip bomb of ${reply.length} bytes: ${Math.round(r.ms)} ms, peak RSS ${r.maxRssKb} KiB`,
+    );
+    assert.ok(r.maxRssKb !== undefined && r.maxRssKb * 1024 < 64e6, `peak RSS ${r.maxRssKb} KiB`);
+    assert.ok(r.ms < 5000, `${r.ms} ms`);
+    assert.ok(
+      r.reply.log.some((l) =>
+        l.message.endsWith(
+          "logon: the server compressed its reply (Content-Encoding: gzip), which pam_mapi never asks for",
+        )
+      ),
+      JSON.stringify(r.reply.log),
+    );
   } finally {
     await server.close();
   }
