@@ -100,6 +100,13 @@ function fields(resp: XmlElement, key: string): XmlElement {
   return resp;
 }
 
+/** The child element with this local name, if any; a second one makes the reply malformed. */
+function single(el: XmlElement, name: string): XmlElement | undefined {
+  const found = el.children.filter((c) => c.name === name);
+  if (found.length > 1) throw new SoapError(`reply has more than one ${name}`);
+  return found[0];
+}
+
 const UINT32_MAX = 0xffffffff;
 const UINT64_MAX = (1n << 64n) - 1n;
 
@@ -152,20 +159,33 @@ export interface UserReply {
 const ENABLED_PROPS = new Set([1739788318, 1739788319]);
 const DISABLED_PROPS = new Set([1739853854, 1739853855]);
 
+/**
+ * A server sends one user object with one property map holding each list once; anything more is
+ * not a reply we understand (reading only the first, or merging, could turn it into a success).
+ */
 export function parseGetUserReply(body: string): UserReply {
   const r = fields(responseElement(body, "getUserResponse"), "er");
-  const er = uint32(child(r, "er"), "error code (er)");
-  const user = child(r, "lpsUser");
+  const er = uint32(single(r, "er"), "error code (er)");
+  const user = single(r, "lpsUser");
   let enabled: string[] | null = null;
   let disabled: string[] | null = null;
-  const mv = user && child(user, "lpsMVPropmap");
+  const mv = user && single(user, "lpsMVPropmap");
   for (const item of mv?.children ?? []) {
     if (item.name !== "item") continue;
-    const prop = uint32(child(item, "ulPropId"), "property id");
-    const values = (child(item, "sValues")?.children ?? [])
+    const prop = uint32(single(item, "ulPropId"), "property id");
+    const which = ENABLED_PROPS.has(prop)
+      ? "enabled"
+      : DISABLED_PROPS.has(prop)
+      ? "disabled"
+      : null;
+    if (which === null) continue;
+    if ((which === "enabled" ? enabled : disabled) !== null) {
+      throw new SoapError(`reply has more than one ${which} feature list`);
+    }
+    const values = (single(item, "sValues")?.children ?? [])
       .filter((v) => v.name === "item").map((v) => v.text);
-    if (ENABLED_PROPS.has(prop)) enabled = [...(enabled ?? []), ...values];
-    if (DISABLED_PROPS.has(prop)) disabled = [...(disabled ?? []), ...values];
+    if (which === "enabled") enabled = values;
+    else disabled = values;
   }
   return { er, hasUser: user !== undefined, enabled, disabled };
 }

@@ -18,6 +18,9 @@ const USERS = [
   { name: "jürgen@example.com", password: SPECIAL.unicode },
   { name: "long", password: SPECIAL.long },
   { name: "ws", password: SPECIAL.whitespace },
+  // An override spelled differently from disabled_features: the server lists "IMAP" as enabled
+  // and "imap" as disabled.
+  { name: "carol", password: "carolpw", enabled: ["IMAP"] },
 ];
 
 let pki: TestPki | undefined;
@@ -242,6 +245,56 @@ Deno.test("sim: older generations (ZCP 7.1/7.2, Kopano 8.x, 10.x) give the same 
     } finally {
       await s.close();
     }
+  }
+});
+
+Deno.test("sim: a feature the server generation does not know is no answer, not enabled", async () => {
+  const cases: [string, string, string][] = [
+    ["7.2.0", "service=imap", "PAM_SUCCESS"],
+    ["7.2.0", "service=pop3", "PAM_AUTH_ERR"],
+    ["7.2.0", "service=mobile", "PAM_AUTHINFO_UNAVAIL"], // Zarafa 7 knows imap and pop3 only
+    ["7.2.0", "service=imap|mobile", "PAM_SUCCESS"],
+    ["7.2.0", "service=pop3|webapp", "PAM_AUTHINFO_UNAVAIL"],
+    ["8.0.0", "service=mobile", "PAM_SUCCESS"],
+    ["8.0.0", "service=outlook", "PAM_AUTHINFO_UNAVAIL"],
+    ["8.1.0", "service=outlook", "PAM_SUCCESS"],
+    ["8.5.9", "service=webapp", "PAM_AUTHINFO_UNAVAIL"],
+    ["8.6.0", "service=webapp", "PAM_SUCCESS"],
+  ];
+  const got: string[] = [];
+  for (const [version, arg] of cases) {
+    const s = await sim({ version, disabledFeatures: "pop3" });
+    try {
+      const r = await pam("alice", "secret", [`socket=${s.tcp}`, arg]);
+      got.push(`${version} ${arg}: ${r.reply.result}`);
+      if (r.reply.result === "PAM_AUTHINFO_UNAVAIL") {
+        assert.match(r.reply.log[0].message, /does not list feature \w+ as enabled or disabled/);
+      }
+      assert.equal(s.openSessions(), 0);
+    } finally {
+      await s.close();
+    }
+  }
+  assert.deepEqual(got, cases.map(([v, a, r]) => `${v} ${a}: ${r}`));
+});
+
+Deno.test("sim: an override spelled IMAP next to a default-disabled imap: disabled wins", async () => {
+  const s = await sim({ disabledFeatures: "imap pop3" });
+  try {
+    for (
+      const [arg, result] of [["service=imap", "PAM_AUTH_ERR"], ["service=mobile", "PAM_SUCCESS"]]
+    ) {
+      const r = await pam("carol", "carolpw", [`socket=${s.tcp}`, arg, "debug"]);
+      assert.equal(r.reply.result, result, arg);
+      assert.ok(
+        r.reply.log.some((l) =>
+          / features: enabled: IMAP mobile outlook webapp; disabled: imap pop3$/.test(l.message)
+        ),
+        JSON.stringify(r.reply.log),
+      );
+    }
+  } finally {
+    await s.close();
   }
 });
 
