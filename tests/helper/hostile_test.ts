@@ -68,6 +68,58 @@ const hostile: [string, Action][] = [
     httpReply(ENV("<ns:logonResponse><er>2147483681</er></ns:logonResponse>")),
   ],
   ["a JSON body", httpReply('{"er":0,"ulSessionId":1}')],
+  // Exactly one er, and plain text in scalar fields (issue 10, point 6).
+  [
+    "two er: 0, then logon failed",
+    httpReply(ENV(
+      "<ns:logonResponse><er>0</er><ulSessionId>5</ulSessionId><er>2147483657</er></ns:logonResponse>",
+    )),
+  ],
+  [
+    "two er: logon failed, then 0",
+    httpReply(ENV(
+      "<ns:logonResponse><er>2147483657</er><er>0</er><ulSessionId>5</ulSessionId></ns:logonResponse>",
+    )),
+  ],
+  [
+    "an element inside er",
+    httpReply(
+      ENV("<ns:logonResponse><er><x/>0</er><ulSessionId>5</ulSessionId></ns:logonResponse>"),
+    ),
+  ],
+  [
+    "an element inside ulSessionId",
+    httpReply(
+      ENV("<ns:logonResponse><er>0</er><ulSessionId>5<x>6</x></ulSessionId></ns:logonResponse>"),
+    ),
+  ],
+  [
+    "an element inside lpszVersion",
+    httpReply(ENV(
+      "<ns:logonResponse><er>0</er><ulSessionId>5</ulSessionId><lpszVersion>0,11<b/>,0,2</lpszVersion></ns:logonResponse>",
+    )),
+  ],
+  [
+    "two session ids",
+    httpReply(ENV(
+      "<ns:logonResponse><er>0</er><ulSessionId>5</ulSessionId><ulSessionId>6</ulSessionId></ns:logonResponse>",
+    )),
+  ],
+  [
+    "two response elements",
+    httpReply(ENV(
+      "<ns:logonResponse><er>0</er><ulSessionId>5</ulSessionId></ns:logonResponse><ns:logonResponse><er>2147483657</er></ns:logonResponse>",
+    )),
+  ],
+  [
+    "two SOAP bodies",
+    httpReply(
+      ENV("<ns:logonResponse><er>0</er><ulSessionId>5</ulSessionId></ns:logonResponse>").replace(
+        "</SOAP-ENV:Envelope>",
+        "<SOAP-ENV:Body><ns:logonResponse><er>2147483657</er></ns:logonResponse></SOAP-ENV:Body></SOAP-ENV:Envelope>",
+      ),
+    ),
+  ],
   ["closed without a reply", { close: true }],
   ["never answers", { hang: true }],
 ];
