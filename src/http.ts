@@ -270,6 +270,12 @@ export class Channel {
           "which pam_mapi never asks for",
       );
     }
+    // 204 and 304 replies end with their head, whatever it says about a body (RFC 9112 §6.3).
+    // Neither is an answer: without this the unframed case would wait for the end of the stream.
+    if (head.status === 204 || head.status === 304) {
+      this.close();
+      return { status: head.status, body: "" };
+    }
     let body: Uint8Array;
     let readToEof = false;
     const te = one(head, "transfer-encoding");

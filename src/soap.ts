@@ -69,6 +69,7 @@ export class SoapError extends Error {
 function responseElement(body: string, expected: string): XmlElement {
   // Cheap early refusal before any parsing work: SOAP forbids DTDs (and entity bombs need one).
   if (/<!DOCTYPE|<!ENTITY/i.test(body)) throw new SoapError("reply contains a DTD");
+  if (body === "") throw new SoapError("reply has no body");
   let envelope: XmlElement;
   try {
     envelope = parseXml(body);

@@ -147,6 +147,54 @@ for (const [name, action] of hostile) {
   });
 }
 
+Deno.test("replies without a body (204, 304, empty) are no answer at once, not at the timeout", async () => {
+  const empty: [string, string, RegExp][] = [
+    ["204, no framing", "HTTP/1.1 204 No Content\r\n\r\n", /logon: HTTP status 204/],
+    [
+      "204 claiming a chunked body",
+      "HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n",
+      /logon: HTTP status 204/,
+    ],
+    [
+      "304 with the length of a body it never has",
+      "HTTP/1.1 304 Not Modified\r\nContent-Length: 120\r\n\r\n",
+      /logon: HTTP status 304/,
+    ],
+    [
+      "200, Content-Length 0",
+      "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+      /logon: reply has no body/,
+    ],
+    [
+      "200, an empty chunked body",
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+      /logon: reply has no body/,
+    ],
+  ];
+  const got: string[] = [];
+  for (const [name, head, why] of empty) {
+    // The server keeps the connection open after the head, as a keep-alive server would.
+    const server = await startRawServer(() => head);
+    try {
+      const r = await runPam({
+        user: "alice",
+        password: "pw",
+        args: [`socket=${server.url}`, "timeout=5"],
+      });
+      const message = r.reply.log[0].message;
+      got.push(
+        `${name}: ${r.reply.result}, ${
+          r.ms < 2500 ? "at once" : `after ${Math.round(r.ms)} ms`
+        }, ` +
+          (why.test(message) ? "named" : message),
+      );
+    } finally {
+      await server.close();
+    }
+  }
+  assert.deepEqual(got, empty.map(([name]) => `${name}: PAM_AUTHINFO_UNAVAIL, at once, named`));
+});
+
 Deno.test("never answers: abandoned within timeout + 1 s, the message says timed out", async () => {
   const server = await startRawServer(() => ({ hang: true }));
   try {

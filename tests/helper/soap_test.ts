@@ -153,7 +153,8 @@ Deno.test("replies that must not count as an answer", () => {
   ];
   for (const [inner, re] of bad) assert.throws(() => parseLogonReply(ENV(inner)), re, inner);
   assert.throws(() => parseLogonReply("garbage"), /not well-formed/);
-  assert.throws(() => parseLogonReply(""), /not well-formed/);
+  assert.throws(() => parseLogonReply(""), /reply has no body/);
+  assert.throws(() => parseLogonReply(" "), /not well-formed/);
   assert.throws(() => parseLogonReply("<a><b></a>"), /mismatched end tag/);
   assert.throws(() => parseLogonReply(ENV("<logonResponse><er>0</er>")), SoapError);
   // Success without a session id parses (er 0, session "0"); the caller refuses it.
