@@ -7,6 +7,7 @@ import { Deadline } from "./deadline.ts";
 import { Channel, errorText, HttpReply } from "./http.ts";
 import { decideFeatures } from "./features.ts";
 import { KCERR_LOGON_FAILED, kcerrName } from "./kcerr.ts";
+import { neutralise } from "./log_text.ts";
 import {
   getUserEnvelope,
   honoursNoUidAuth,
@@ -52,10 +53,10 @@ export interface Credentials {
 /** When the deadline has passed with a session open, logoff gets this much extra time. */
 const LATE_LOGOFF_MS = 500;
 
-/** Makes server-provided text safe to log: no control characters, bounded, never the password. */
+/** Makes server-provided text safe to log: no control or invisible characters, bounded, never
+ * the password. */
 export function serverText(s: string, password: string): string {
-  // deno-lint-ignore no-control-regex
-  let t = s.replace(/[\x00-\x1f\x7f-\x9f]/g, " ").trim();
+  let t = neutralise(s, " ").trim();
   if (t.length > 160) t = t.slice(0, 160) + "...";
   return password !== "" && t.includes(password) ? t.replaceAll(password, "[redacted]") : t;
 }

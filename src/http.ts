@@ -4,6 +4,7 @@
 // refused unread (we never ask for compression, so inflating one would only serve a decompression
 // bomb), and the attempt's deadline ends any read or write in progress.
 import { Deadline, TimeoutError } from "./deadline.ts";
+import { neutralise } from "./log_text.ts";
 
 export const MAX_BODY = 1024 * 1024;
 const MAX_HEAD = 16 * 1024;
@@ -332,7 +333,5 @@ export class Channel {
 
 /** Error text for logs: the message only (Deno's messages name the OS error, not our data). */
 export function errorText(e: unknown): string {
-  const msg = e instanceof Error ? e.message : String(e);
-  // deno-lint-ignore no-control-regex
-  return msg.replace(/[\x00-\x1f\x7f]/g, " ").slice(0, 200);
+  return neutralise(e instanceof Error ? e.message : String(e), " ").slice(0, 200);
 }
