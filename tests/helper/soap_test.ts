@@ -219,6 +219,15 @@ Deno.test("replies that must not count as an answer", () => {
     ],
   ];
   for (const [parse, inner, re] of malformed) assert.throws(() => parse(ENV(inner)), re, inner);
+  // A U+FEFF is skipped only at the very start of the document; in a value it is text.
+  assert.equal(
+    parseLogonReply(
+      "\ufeff" +
+        ENV("<logonResponse><er>0</er><lpszVersion>\ufeff0,11,0,2</lpszVersion></logonResponse>"),
+    )
+      .serverVersion,
+    "\ufeff0,11,0,2",
+  );
   const twoBodies = ENV("<logonResponse><er>0</er></logonResponse>").replace(
     "</SOAP-ENV:Envelope>",
     "<SOAP-ENV:Body><logonResponse><er>1</er></logonResponse></SOAP-ENV:Body></SOAP-ENV:Envelope>",
