@@ -283,6 +283,9 @@ export class Channel {
     const cl = head.headers.get("content-length");
     try {
       if (te !== null) {
+        // Two framings in one reply is how response splitting starts; gSOAP never sends both,
+        // and RFC 9112 §6.3 says a client ought to treat it as an error.
+        if (cl) throw new HttpError("reply has both Transfer-Encoding and Content-Length");
         if (te !== "chunked") throw new HttpError(`unsupported transfer encoding "${te}"`);
         body = await readChunked(r);
       } else if (cl) {

@@ -120,6 +120,17 @@ const hostile: [string, Action][] = [
       ),
     ),
   ],
+  [
+    "a success framed by both Transfer-Encoding and Content-Length",
+    (() => {
+      const body = ENV(
+        "<ns:logonResponse><er>0</er><ulSessionId>5</ulSessionId></ns:logonResponse>",
+      );
+      const n = enc.encode(body).length;
+      return `HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: ${n}\r\n\r\n` +
+        `${n.toString(16)}\r\n${body}\r\n0\r\n\r\n`;
+    })(),
+  ],
   ["closed without a reply", { close: true }],
   ["never answers", { hang: true }],
 ];
