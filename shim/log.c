@@ -1,4 +1,5 @@
-/* Sanitised logging through pam_syslog (protocol.md 4: control characters become '?'). */
+/* Sanitised logging through pam_syslog (protocol.md 4: control, bidi and invisible characters, and
+ * bytes that are not UTF-8, become '?'). */
 #include "log.h"
 
 #include <stdarg.h>
@@ -12,13 +13,26 @@
 /* Long enough for a 1 024-byte helper record plus the shim's own prefix text. */
 #define LOG_LINE_MAX 2048
 
-void log_sanitize(char *s, size_t len)
+static size_t utf8_decode(const unsigned char *s, size_t n, unsigned *cp);
+static bool unsafe_char(unsigned cp);
+
+size_t log_sanitize(char *s, size_t len)
 {
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c < 0x20 || c == 0x7f)
-			s[i] = '?';
+	size_t i = 0, o = 0;
+
+	while (i < len) {
+		unsigned cp;
+		size_t n = utf8_decode((const unsigned char *)s + i, len - i, &cp);
+		if (n == 0 || unsafe_char(cp)) {
+			s[o++] = '?';
+			i += n ? n : 1;
+		} else {
+			memmove(s + o, s + i, n);
+			o += n;
+			i += n;
+		}
 	}
+	return o;
 }
 
 void log_line(pam_handle_t *pamh, int priority, const char *fmt, ...)
@@ -33,7 +47,7 @@ void log_line(pam_handle_t *pamh, int priority, const char *fmt, ...)
 	if (n < 0)
 		return;
 	/* vsnprintf truncates; the sanitised part up to the NUL is what gets logged. */
-	log_sanitize(buf, strlen(buf));
+	buf[log_sanitize(buf, strlen(buf))] = '\0';
 	pam_syslog(pamh, priority, "%s", buf);
 }
 
@@ -45,8 +59,7 @@ void log_bytes(pam_handle_t *pamh, int priority, const char *msg, size_t len)
 		len = sizeof buf - 1;
 	memcpy(buf, msg, len);
 	/* An embedded NUL (from a \u0000 escape) would cut the line short: it becomes '?' too. */
-	log_sanitize(buf, len);
-	buf[len] = '\0';
+	buf[log_sanitize(buf, len)] = '\0';
 	pam_syslog(pamh, priority, "%s", buf);
 }
 
@@ -109,13 +122,25 @@ static size_t utf8_decode(const unsigned char *s, size_t n, unsigned *cp)
 	return len;
 }
 
-/* Characters that must not reach a log line as they are: C0/C1 controls, DEL, and the format and
- * separator characters that can reorder or break what a reader sees (bidi overrides, U+2028...). */
+/* Characters that must not reach a log line as they are: C0/C1 controls, DEL, and the format,
+ * separator and other invisible (default-ignorable) characters that can reorder, hide or break
+ * what a reader sees: bidi controls, zero widths, the BOM, fillers, variation selectors, tags.
+ * The same set as the helper's src/log_text.ts (Cc, Cf, Zl, Zp, Default_Ignorable_Code_Point). */
 static bool unsafe_char(unsigned cp)
 {
-	return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0xad || (cp >= 0x200b && cp <= 0x200f) ||
-	       (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2060 && cp <= 0x206f) || cp == 0xfeff ||
-	       (cp >= 0xfff9 && cp <= 0xfffb);
+	static const unsigned ranges[][2] = {
+		{0x0, 0x1f}, {0x7f, 0x9f}, {0xad, 0xad}, {0x34f, 0x34f}, {0x600, 0x605}, {0x61c, 0x61c},
+		{0x6dd, 0x6dd}, {0x70f, 0x70f}, {0x890, 0x891}, {0x8e2, 0x8e2}, {0x115f, 0x1160},
+		{0x17b4, 0x17b5}, {0x180b, 0x180f}, {0x200b, 0x200f}, {0x2028, 0x202e}, {0x2060, 0x206f},
+		{0x3164, 0x3164}, {0xfe00, 0xfe0f}, {0xfeff, 0xfeff}, {0xffa0, 0xffa0}, {0xfff0, 0xfffb},
+		{0x110bd, 0x110bd}, {0x110cd, 0x110cd}, {0x13430, 0x1343f}, {0x1bca0, 0x1bca3},
+		{0x1d173, 0x1d17a}, {0xe0000, 0xe0fff},
+	};
+
+	for (size_t i = 0; i < sizeof ranges / sizeof ranges[0] && cp >= ranges[i][0]; i++)
+		if (cp <= ranges[i][1])
+			return true;
+	return false;
 }
 
 static bool space_char(unsigned cp)

@@ -1,13 +1,16 @@
-/* Everything the shim writes to syslog goes through here, so that no control character from a
- * user name, a module argument, the helper's stderr or a helper log record reaches the log. */
+/* Everything the shim writes to syslog goes through here, so that no control, bidi or invisible
+ * character from a user name, a module argument, the helper's stderr or a helper log record
+ * reaches the log. */
 #ifndef PAM_MAPI_LOG_H
 #define PAM_MAPI_LOG_H
 
 #include <stddef.h>
 #include <security/pam_modules.h>
 
-/* Replaces every byte below 0x20 and 0x7f by '?', in place. */
-void log_sanitize(char *s, size_t len);
+/* Replaces, in place, every character log_value would replace (controls, bidi and other invisible
+ * characters) and every byte that is not part of well-formed UTF-8 by one '?'; returns the new
+ * length (at most len). */
+size_t log_sanitize(char *s, size_t len);
 
 /* Formats, sanitises and passes the line to pam_syslog (facility authpriv). */
 void log_line(pam_handle_t *pamh, int priority, const char *fmt, ...)

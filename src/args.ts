@@ -1,5 +1,6 @@
 // The module-argument vocabulary of SPEC §2, shared by `--pam` and `check`. Anything unknown,
 // malformed or conflicting is an error: a mistyped argument must never widen access.
+import { neutralise } from "./log_text.ts";
 
 export type SocketKind = "http" | "https" | "unix";
 
@@ -49,10 +50,9 @@ export class ArgError extends Error {
   }
 }
 
-/** Quotes an argument for an error message, with control characters made visible. */
+/** Quotes an argument for an error message, with control and invisible characters made "?". */
 export function showArg(s: string): string {
-  // deno-lint-ignore no-control-regex
-  const clean = s.replace(/[\x00-\x1f\x7f-\x9f]/g, "?");
+  const clean = neutralise(s);
   return JSON.stringify(clean.length > 200 ? clean.slice(0, 200) + "..." : clean);
 }
 

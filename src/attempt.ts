@@ -2,11 +2,12 @@
 // and logoff whenever a session was opened. Returns what the server said, in terms the decision
 // (authenticate.ts) understands; every step is reported for debug lines and `check`.
 import type { Config, SocketSpec } from "./args.ts";
-import { asciiLower } from "./args.ts";
 import { ConnectError, openConnection } from "./connect.ts";
 import { Deadline } from "./deadline.ts";
 import { Channel, errorText, HttpReply } from "./http.ts";
+import { decideFeatures } from "./features.ts";
 import { KCERR_LOGON_FAILED, kcerrName } from "./kcerr.ts";
+import { neutralise } from "./log_text.ts";
 import {
   getUserEnvelope,
   honoursNoUidAuth,
@@ -52,10 +53,10 @@ export interface Credentials {
 /** When the deadline has passed with a session open, logoff gets this much extra time. */
 const LATE_LOGOFF_MS = 500;
 
-/** Makes server-provided text safe to log: no control characters, bounded, never the password. */
+/** Makes server-provided text safe to log: no control or invisible characters, bounded, never
+ * the password. */
 export function serverText(s: string, password: string): string {
-  // deno-lint-ignore no-control-regex
-  let t = s.replace(/[\x00-\x1f\x7f-\x9f]/g, " ").trim();
+  let t = neutralise(s, " ").trim();
   if (t.length > 160) t = t.slice(0, 160) + "...";
   return password !== "" && t.includes(password) ? t.replaceAll(password, "[redacted]") : t;
 }
@@ -148,25 +149,19 @@ export async function attempt(
     }
     if (user.er !== 0) throw new NoAnswer("features", `getUser: ${kcerrName(user.er)}`);
     if (!user.hasUser) throw new NoAnswer("features", "getUser: reply without a user object");
-    const enabled = (user.enabled ?? []).map(clean);
-    const disabled = (user.disabled ?? []).map(clean);
-    note(
-      "features",
-      true,
-      `enabled: ${enabled.join(" ") || "(none listed)"}; disabled: ${
-        disabled.join(" ") || "(none)"
-      }`,
-    );
-    // Enabled means "not in the effective disabled list" (reference §5.5), compared like Kopano
-    // does: ASCII case-insensitive.
-    const off = new Set((user.disabled ?? []).map(asciiLower));
-    const feature = cfg.services.find((f) => !off.has(f)) ?? null;
-    if (feature === null) {
+    const shown = (l: string[] | null) =>
+      l === null ? "(no list)" : l.map(clean).join(" ") || "(none)";
+    note("features", true, `enabled: ${shown(user.enabled)}; disabled: ${shown(user.disabled)}`);
+    const verdict = decideFeatures(cfg.services, user.enabled, user.disabled);
+    if (verdict.kind === "unreadable") {
+      throw new NoAnswer("features", `getUser: ${clean(verdict.reason)}`);
+    }
+    if (verdict.kind === "disabled") {
       note("features", false, `none of ${cfg.services.join("|")} is enabled`);
       return { kind: "feature-denied" };
     }
-    note("features", true, `feature ${feature} is enabled`);
-    return { kind: "accepted", feature };
+    note("features", true, `feature ${verdict.feature} is enabled`);
+    return { kind: "accepted", feature: verdict.feature };
   } catch (e) {
     if (e instanceof NoAnswer) {
       note(e.step, false, e.message);

@@ -4,6 +4,7 @@
 import type { Config } from "./args.ts";
 import { attempt, AttemptOutcome, Observer, Step } from "./attempt.ts";
 import { checkCredentials } from "./input.ts";
+import { neutralise } from "./log_text.ts";
 import type { LogRecord, PamResult, Priority } from "./results.ts";
 
 export interface AuthInput {
@@ -30,19 +31,16 @@ export interface Decision {
   log: LogRecord[];
 }
 
-const lossy = new TextDecoder();
+// ignoreBOM: a leading U+FEFF is part of the name (and shown as "?"), not a byte-order mark.
+const lossy = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /**
- * A value for a `key=value` log field: control and invisible formatting characters neutralised,
+ * A value for a `key=value` log field: control and invisible characters neutralised (log_text.ts),
  * length capped, quoted when it holds a space, quote, backslash or '=' (so a crafted user name
  * cannot fake another field).
  */
 export function logValue(s: string, max = 64): string {
-  // The Unicode-property pattern costs ~0.5 ms to compile on first use; plain ASCII (the usual
-  // user name) needs only the control-character one.
-  // deno-lint-ignore no-control-regex
-  let t = /^[\x00-\x7f]*$/.test(s) ? s.replace(/[\x00-\x1f\x7f]/g, "?") : s.toWellFormed()
-    .replace(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu, "?");
+  let t = neutralise(s);
   const cps = [...t];
   if (cps.length > max) t = cps.slice(0, max).join("") + "...";
   if (t !== "" && !/[\s"\\=]/.test(t)) return t;

@@ -1,6 +1,6 @@
 // `pam_mapi_helper check USER [MODULE-ARGS...] [--json]`: the module's own code path, run by hand,
 // with every step printed in plain words (or as one JSON object). Loaded only for this command.
-import { ArgError, Config } from "./args.ts";
+import { ArgError, Config, showArg } from "./args.ts";
 import { authenticate, Decision } from "./authenticate.ts";
 import type { Step } from "./attempt.ts";
 import { exitCodeFor } from "./results.ts";
@@ -159,7 +159,7 @@ export async function runCheck(argv: string[]): Promise<number> {
   let password: Uint8Array;
   try {
     password = Deno.stdin.isTerminal()
-      ? await readFromTerminal(`Password for ${JSON.stringify(user)}: `)
+      ? await readFromTerminal(`Password for ${showArg(user)}: `)
       : await readFirstLine();
   } catch (e) {
     if (e instanceof Aborted) {
@@ -170,7 +170,7 @@ export async function runCheck(argv: string[]): Promise<number> {
   }
 
   if (!json) {
-    write(Deno.stdout, `checking user ${JSON.stringify(user)}\n`);
+    write(Deno.stdout, `checking user ${showArg(user)}\n`);
     for (const l of describeConfig(cfg, caSource)) write(Deno.stdout, `  ${l}\n`);
   }
   let current = "";

@@ -3,6 +3,7 @@
 // offers a client certificate (a Kopano server logs in whoever presents a key it knows).
 import type { SocketSpec } from "./args.ts";
 import type { Deadline } from "./deadline.ts";
+import { neutralise } from "./log_text.ts";
 
 export type StepReporter = (step: "connect" | "tls", ok: boolean, text: string) => void;
 
@@ -79,7 +80,6 @@ export function connectError(e: unknown): string {
   if (e instanceof Deno.errors.ConnectionRefused) return "connection refused";
   if (e instanceof Deno.errors.NotFound) return "no such socket or host";
   if (e instanceof Deno.errors.PermissionDenied) return "permission denied";
-  const msg = e instanceof Error ? e.message : String(e);
-  // deno-lint-ignore no-control-regex
-  return msg.replace(/[\x00-\x1f\x7f]/g, " ").slice(0, 200);
+  // TLS errors may quote the server's certificate: its names are the server's text too.
+  return neutralise(e instanceof Error ? e.message : String(e), " ").slice(0, 200);
 }

@@ -34,7 +34,8 @@ Module arguments:
   service=NAME[|NAME...]
                  after the logon, require that at least one of these features is enabled for the
                  user (not in the server's effective disabled list; case-insensitive). Names:
-                 ${FEATURES.join(", ")}. Without it, no feature is checked.
+                 ${FEATURES.join(", ")}. A feature the server lists nowhere is not enabled;
+                 lists that cannot be read are no answer. Without it, no feature is checked.
   timeout=SECONDS
                  time limit for one server (connect, TLS and every call), 1-300. Default: ${DEFAULT_TIMEOUT}
   cafile=PATH    PEM file of the CA certificates trusted for https:// sockets, and the only ones

@@ -1,8 +1,10 @@
 // A small HTTP/1.1 client over one Deno.Conn: POST a body, read one reply. Hand-written instead of
 // fetch because the first fetch in a process costs several milliseconds (toolchain addendum) and
-// because every byte read must be bounded: replies over 1 MiB (also after decompression) are
-// refused, and the attempt's deadline ends any read or write in progress.
+// because every byte read must be bounded: replies over 1 MiB are refused, compressed replies are
+// refused unread (we never ask for compression, so inflating one would only serve a decompression
+// bomb), and the attempt's deadline ends any read or write in progress.
 import { Deadline, TimeoutError } from "./deadline.ts";
+import { neutralise } from "./log_text.ts";
 
 export const MAX_BODY = 1024 * 1024;
 const MAX_HEAD = 16 * 1024;
@@ -196,33 +198,6 @@ function concat(parts: Uint8Array[], total: number): Uint8Array {
   return out;
 }
 
-/** Defensive: we never send Accept-Encoding, but a server may compress anyway. */
-async function decompress(body: Uint8Array, format: "gzip" | "deflate"): Promise<Uint8Array> {
-  const ds = new DecompressionStream(format);
-  const writer = ds.writable.getWriter();
-  writer.write(body as Uint8Array<ArrayBuffer>).catch(() => {});
-  writer.close().catch(() => {});
-  const reader = ds.readable.getReader();
-  const parts: Uint8Array[] = [];
-  let total = 0;
-  try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      total += value.length;
-      if (total > MAX_BODY) {
-        reader.cancel().catch(() => {});
-        throw new HttpError("decompressed reply larger than 1 MiB");
-      }
-      parts.push(value);
-    }
-  } catch (e) {
-    if (e instanceof HttpError) throw e;
-    throw new HttpError(`cannot decompress the ${format} reply`);
-  }
-  return concat(parts, total);
-}
-
 /**
  * One connection reused for every call of one attempt. `open` makes a new connection; it is
  * called lazily, again after the server closed the connection, and once more when a reused
@@ -256,6 +231,9 @@ export class Channel {
         this.close(); // the server idle-closed our keep-alive socket: one fresh try
         return await this.#exchange(request);
       }
+    } catch (e) {
+      this.close(); // a refused reply may end anywhere: the next call must not read its rest
+      throw e;
     } finally {
       request.fill(0);
     }
@@ -284,12 +262,30 @@ export class Channel {
       if (r.received === 0) throw new ClosedBeforeReply(`connection lost: ${errorText(e)}`);
       throw new HttpError(`connection lost: ${errorText(e)}`);
     }
+    // Kopano compresses only when the logon asked for it (KOPANO_CAP_COMPRESSION, reference
+    // §1.4), and we never do: a compressed reply is refused before its body is read.
+    const ce = one(head, "content-encoding");
+    if (ce && ce.split(",").some((c) => c !== "identity")) {
+      throw new HttpError(
+        `the server compressed its reply (Content-Encoding: ${ce.slice(0, 40)}), ` +
+          "which pam_mapi never asks for",
+      );
+    }
+    // 204 and 304 replies end with their head, whatever it says about a body (RFC 9112 §6.3).
+    // Neither is an answer: without this the unframed case would wait for the end of the stream.
+    if (head.status === 204 || head.status === 304) {
+      this.close();
+      return { status: head.status, body: "" };
+    }
     let body: Uint8Array;
     let readToEof = false;
     const te = one(head, "transfer-encoding");
     const cl = head.headers.get("content-length");
     try {
       if (te !== null) {
+        // Two framings in one reply is how response splitting starts; gSOAP never sends both,
+        // and RFC 9112 §6.3 says a client ought to treat it as an error.
+        if (cl) throw new HttpError("reply has both Transfer-Encoding and Content-Length");
         if (te !== "chunked") throw new HttpError(`unsupported transfer encoding "${te}"`);
         body = await readChunked(r);
       } else if (cl) {
@@ -311,13 +307,6 @@ export class Channel {
       if (e instanceof HttpError || e instanceof TimeoutError) throw e;
       throw new HttpError(`connection lost: ${errorText(e)}`);
     }
-    const ce = one(head, "content-encoding");
-    if (ce === "gzip" || ce === "x-gzip") body = await decompress(body, "gzip");
-    else if (ce === "deflate") body = await decompress(body, "deflate");
-    else if (ce !== null && ce !== "identity") {
-      throw new HttpError(`unsupported content encoding "${ce}"`);
-    }
-
     const connection = one(head, "connection") ?? "";
     const keepAlive = head.version === "1.1"
       ? !connection.split(",").includes("close")
@@ -347,7 +336,5 @@ export class Channel {
 
 /** Error text for logs: the message only (Deno's messages name the OS error, not our data). */
 export function errorText(e: unknown): string {
-  const msg = e instanceof Error ? e.message : String(e);
-  // deno-lint-ignore no-control-regex
-  return msg.replace(/[\x00-\x1f\x7f]/g, " ").slice(0, 200);
+  return neutralise(e instanceof Error ? e.message : String(e), " ").slice(0, 200);
 }

@@ -1,5 +1,6 @@
 // The shim/helper protocol v1 (docs/protocol.md): strict request decoding and reply encoding.
 import { JsonError, JsonValue, parseStrictJson } from "./json_strict.ts";
+import { neutralise } from "./log_text.ts";
 import type { LogRecord, PamResult } from "./results.ts";
 
 export const MAX_REQUEST = 65536;
@@ -108,16 +109,16 @@ export function truncateUtf8(s: string, max: number): string {
   if (bytes.length <= max) return s;
   let end = max;
   while (end > 0 && (bytes[end] & 0xc0) === 0x80) end--; // back up to a code-point start
-  return new TextDecoder().decode(bytes.subarray(0, end));
+  return new TextDecoder("utf-8", { ignoreBOM: true }).decode(bytes.subarray(0, end));
 }
 
 /**
- * Makes a message safe for the reply: well-formed UTF-16 (JSON.stringify would emit a lone
- * surrogate as an escape the shim rejects), no control characters, at most 1024 bytes.
+ * Makes a message safe for the reply, the gate every log line passes: well-formed UTF-16
+ * (JSON.stringify would emit a lone surrogate as an escape the shim rejects), no control, bidi or
+ * invisible characters from whatever source (log_text.ts), at most 1024 bytes.
  */
 export function cleanMessage(s: string): string {
-  // deno-lint-ignore no-control-regex
-  const clean = s.toWellFormed().replace(/[\x00-\x1f\x7f]/g, "?");
+  const clean = neutralise(s);
   if (encoder.encode(clean).length <= MAX_MESSAGE_BYTES) return clean;
   return truncateUtf8(clean, MAX_MESSAGE_BYTES - 3) + "...";
 }

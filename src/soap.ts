@@ -69,6 +69,7 @@ export class SoapError extends Error {
 function responseElement(body: string, expected: string): XmlElement {
   // Cheap early refusal before any parsing work: SOAP forbids DTDs (and entity bombs need one).
   if (/<!DOCTYPE|<!ENTITY/i.test(body)) throw new SoapError("reply contains a DTD");
+  if (body === "") throw new SoapError("reply has no body");
   let envelope: XmlElement;
   try {
     envelope = parseXml(body);
@@ -77,9 +78,10 @@ function responseElement(body: string, expected: string): XmlElement {
     throw e;
   }
   if (envelope.name !== "Envelope") throw new SoapError("reply is not a SOAP envelope");
-  const soapBody = child(envelope, "Body");
-  const first = soapBody?.children[0];
+  const [first, ...more] = single(envelope, "Body")?.children ?? [];
   if (!first) throw new SoapError("reply has an empty SOAP body");
+  // gSOAP answers with one element (SOAP_XML_TREE: no multi-reference parts after it).
+  if (more.length > 0) throw new SoapError("reply has more than one element in the SOAP body");
   if (first.name === "Fault") {
     const code = child(first, "faultcode")?.text.trim() ?? "";
     const text = child(first, "faultstring")?.text.trim() ?? "";
@@ -100,11 +102,27 @@ function fields(resp: XmlElement, key: string): XmlElement {
   return resp;
 }
 
+/**
+ * The child element with this local name, if any. A second one makes the reply malformed: which
+ * one counts would be a guess (gSOAP's own reader takes the first, a proxy might take the last).
+ */
+function single(el: XmlElement, name: string): XmlElement | undefined {
+  const found = el.children.filter((c) => c.name === name);
+  if (found.length > 1) throw new SoapError(`reply has more than one ${name}`);
+  return found[0];
+}
+
+/** The text of a field that holds a value, never elements (gSOAP would refuse them too). */
+function scalar(el: XmlElement): string {
+  if (el.children.length > 0) throw new SoapError(`reply has elements inside ${el.name}`);
+  return el.text;
+}
+
 const UINT32_MAX = 0xffffffff;
 const UINT64_MAX = (1n << 64n) - 1n;
 
 function uint32(el: XmlElement | undefined, what: string): number {
-  const s = el?.text.trim();
+  const s = el && scalar(el).trim();
   if (s === undefined) throw new SoapError(`reply has no ${what}`);
   if (!/^[0-9]{1,10}$/.test(s) || Number(s) > UINT32_MAX) {
     throw new SoapError(`reply has an invalid ${what}`);
@@ -114,7 +132,7 @@ function uint32(el: XmlElement | undefined, what: string): number {
 
 /** 64-bit session ids stay strings (a JS number would lose digits); canonical decimal, no zeros. */
 function uint64(el: XmlElement | undefined, what: string): string {
-  const s = el?.text.trim();
+  const s = el && scalar(el).trim();
   if (s === undefined) throw new SoapError(`reply has no ${what}`);
   if (!/^[0-9]{1,20}$/.test(s) || BigInt(s) > UINT64_MAX) {
     throw new SoapError(`reply has an invalid ${what}`);
@@ -132,11 +150,11 @@ export interface LogonReply {
 
 export function parseLogonReply(body: string): LogonReply {
   const r = fields(responseElement(body, "logonResponse"), "er");
-  const er = uint32(child(r, "er"), "error code (er)");
-  const sid = child(r, "ulSessionId");
+  const er = uint32(single(r, "er"), "error code (er)");
+  const sid = single(r, "ulSessionId");
   const sessionId = sid ? uint64(sid, "session id") : "0";
-  const v = child(r, "lpszVersion");
-  return { er, sessionId, serverVersion: v ? v.text : null };
+  const v = single(r, "lpszVersion");
+  return { er, sessionId, serverVersion: v ? scalar(v) : null };
 }
 
 export interface UserReply {
@@ -152,20 +170,33 @@ export interface UserReply {
 const ENABLED_PROPS = new Set([1739788318, 1739788319]);
 const DISABLED_PROPS = new Set([1739853854, 1739853855]);
 
+/**
+ * A server sends one user object with one property map holding each list once; anything more is
+ * not a reply we understand (reading only the first, or merging, could turn it into a success).
+ */
 export function parseGetUserReply(body: string): UserReply {
   const r = fields(responseElement(body, "getUserResponse"), "er");
-  const er = uint32(child(r, "er"), "error code (er)");
-  const user = child(r, "lpsUser");
+  const er = uint32(single(r, "er"), "error code (er)");
+  const user = single(r, "lpsUser");
   let enabled: string[] | null = null;
   let disabled: string[] | null = null;
-  const mv = user && child(user, "lpsMVPropmap");
+  const mv = user && single(user, "lpsMVPropmap");
   for (const item of mv?.children ?? []) {
     if (item.name !== "item") continue;
-    const prop = uint32(child(item, "ulPropId"), "property id");
-    const values = (child(item, "sValues")?.children ?? [])
-      .filter((v) => v.name === "item").map((v) => v.text);
-    if (ENABLED_PROPS.has(prop)) enabled = [...(enabled ?? []), ...values];
-    if (DISABLED_PROPS.has(prop)) disabled = [...(disabled ?? []), ...values];
+    const prop = uint32(single(item, "ulPropId"), "property id");
+    const which = ENABLED_PROPS.has(prop)
+      ? "enabled"
+      : DISABLED_PROPS.has(prop)
+      ? "disabled"
+      : null;
+    if (which === null) continue;
+    if ((which === "enabled" ? enabled : disabled) !== null) {
+      throw new SoapError(`reply has more than one ${which} feature list`);
+    }
+    const values = (single(item, "sValues")?.children ?? [])
+      .filter((v) => v.name === "item").map(scalar);
+    if (which === "enabled") enabled = values;
+    else disabled = values;
   }
   return { er, hasUser: user !== undefined, enabled, disabled };
 }
@@ -173,7 +204,7 @@ export function parseGetUserReply(body: string): UserReply {
 /** logoff answers in an element named `result`, not `er` (reference §4). */
 export function parseLogoffReply(body: string): number {
   const r = fields(responseElement(body, "logoffResponse"), "result");
-  return uint32(child(r, "result"), "logoff result");
+  return uint32(single(r, "result"), "logoff result");
 }
 
 /**

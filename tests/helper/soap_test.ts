@@ -153,16 +153,86 @@ Deno.test("replies that must not count as an answer", () => {
   ];
   for (const [inner, re] of bad) assert.throws(() => parseLogonReply(ENV(inner)), re, inner);
   assert.throws(() => parseLogonReply("garbage"), /not well-formed/);
-  assert.throws(() => parseLogonReply(""), /not well-formed/);
+  assert.throws(() => parseLogonReply(""), /reply has no body/);
+  assert.throws(() => parseLogonReply(" "), /not well-formed/);
   assert.throws(() => parseLogonReply("<a><b></a>"), /mismatched end tag/);
   assert.throws(() => parseLogonReply(ENV("<logonResponse><er>0</er>")), SoapError);
   // Success without a session id parses (er 0, session "0"); the caller refuses it.
   assert.equal(parseLogonReply(ENV("<logonResponse><er>0</er></logonResponse>")).sessionId, "0");
-  // The first of duplicate fields counts, like gSOAP.
+  // Exactly one er (or result) in the response element, plain text in every scalar field, one
+  // body element: anything else is malformed, never "the first one counts".
+  const malformed: [(b: string) => unknown, string, RegExp][] = [
+    [parseLogonReply, "<logonResponse><er>2147483657</er><er>0</er></logonResponse>", /one er/],
+    [parseLogonReply, "<logonResponse><er>0</er><er>0</er></logonResponse>", /one er/],
+    [
+      parseLogonReply,
+      "<logonResponse><lpsLogonResponse><er>0</er><er>1</er></lpsLogonResponse></logonResponse>",
+      /one er/,
+    ],
+    [parseLogonReply, "<logonResponse><er><x/>0</er></logonResponse>", /elements inside er/],
+    [parseLogonReply, "<logonResponse><er>0<x>1</x></er></logonResponse>", /elements inside er/],
+    [
+      parseLogonReply,
+      "<logonResponse><er>0</er><ulSessionId><a/>5</ulSessionId></logonResponse>",
+      /elements inside ulSessionId/,
+    ],
+    [
+      parseLogonReply,
+      "<logonResponse><er>0</er><ulSessionId>5</ulSessionId><ulSessionId>6</ulSessionId></logonResponse>",
+      /one ulSessionId/,
+    ],
+    [
+      parseLogonReply,
+      "<logonResponse><er>0</er><lpszVersion>0,11<b/>,0,2</lpszVersion></logonResponse>",
+      /elements inside lpszVersion/,
+    ],
+    [
+      parseLogonReply,
+      "<logonResponse><er>0</er><lpszVersion>0,7,0,0</lpszVersion><lpszVersion>0,11,0,2</lpszVersion></logonResponse>",
+      /one lpszVersion/,
+    ],
+    [
+      parseLogonReply,
+      "<logonResponse><er>0</er></logonResponse><logonResponse><er>0</er></logonResponse>",
+      /more than one element in the SOAP body/,
+    ],
+    [
+      parseLogoffReply,
+      "<logoffResponse><result>0</result><result>1</result></logoffResponse>",
+      /one result/,
+    ],
+    [
+      parseLogoffReply,
+      "<logoffResponse><result><i>0</i></result></logoffResponse>",
+      /elements inside result/,
+    ],
+    [parseGetUserReply, "<getUserResponse><er>0</er><er>0</er></getUserResponse>", /one er/],
+    [
+      parseGetUserReply,
+      "<getUserResponse><lpsUser><lpsMVPropmap><item><ulPropId>1739853854</ulPropId><sValues><item><b/>imap</item></sValues></item></lpsMVPropmap></lpsUser><er>0</er></getUserResponse>",
+      /elements inside item/,
+    ],
+    [
+      parseGetUserReply,
+      "<getUserResponse><lpsUser><lpsMVPropmap><item><ulPropId>1739853854</ulPropId><ulPropId>1</ulPropId></item></lpsMVPropmap></lpsUser><er>0</er></getUserResponse>",
+      /one ulPropId/,
+    ],
+  ];
+  for (const [parse, inner, re] of malformed) assert.throws(() => parse(ENV(inner)), re, inner);
+  // A U+FEFF is skipped only at the very start of the document; in a value it is text.
   assert.equal(
-    parseLogonReply(ENV("<logonResponse><er>2147483657</er><er>0</er></logonResponse>")).er,
-    2147483657,
+    parseLogonReply(
+      "\ufeff" +
+        ENV("<logonResponse><er>0</er><lpszVersion>\ufeff0,11,0,2</lpszVersion></logonResponse>"),
+    )
+      .serverVersion,
+    "\ufeff0,11,0,2",
   );
+  const twoBodies = ENV("<logonResponse><er>0</er></logonResponse>").replace(
+    "</SOAP-ENV:Envelope>",
+    "<SOAP-ENV:Body><logonResponse><er>1</er></logonResponse></SOAP-ENV:Body></SOAP-ENV:Envelope>",
+  );
+  assert.throws(() => parseLogonReply(twoBodies), /one Body/);
 });
 
 Deno.test("hostile XML: DTDs, entity bombs, undefined entities, deep nesting fail fast", () => {

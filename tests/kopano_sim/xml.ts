@@ -43,7 +43,9 @@ export const GSOAP_MAXLEVEL = 10_000;
 const LT = 0x3C, GT = 0x3E, SLASH = 0x2F, BANG = 0x21, QMARK = 0x3F, EQ = 0x3D;
 const DQUOTE = 0x22, SQUOTE = 0x27;
 
-const utf8 = new TextDecoder("utf-8");
+// ignoreBOM: a U+FEFF at the start of a text run is text (gSOAP keeps it), not a byte-order mark
+// to drop; otherwise "\uFEFFpw" would arrive as "pw".
+const utf8 = new TextDecoder("utf-8", { ignoreBOM: true });
 
 function isBlank(b: number): boolean {
   return b === 0x20 || b === 0x09 || b === 0x0A || b === 0x0D;

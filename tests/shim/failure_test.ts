@@ -107,7 +107,7 @@ for (const v of VARIANTS) {
       new RegExp(
         `^helper HELPER \\(pid \\d+\\) exited with status 3${
           tail("stderr")
-        }; stderr: fatal: \\?\\[31mboom\\?\\[0m in helper$`,
+        }; stderr: fatal: \\?\\[31mboom\\?\\[0m in \\?helper\\?$`,
       ),
     );
   });

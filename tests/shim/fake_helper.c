@@ -9,12 +9,13 @@
  *   garbage        writes "OK"
  *   big            writes 10 MiB
  *   unknown        result PAM_PERM_DENIED
- *   stderr         writes two lines with escape sequences to stderr, exits 3
+ *   stderr         writes two lines with escape sequences (and bidi, non-UTF-8) to stderr, exits 3
  *   hang           starts a sleeping child in its process group, then sleeps (both record pids)
  *   hangterm       like hang, but ignores SIGTERM
  *   slow-<ms>      sleeps <ms> milliseconds, then answers like default
  *   fds, env, args report what they received in a log record (result PAM_AUTH_ERR)
  *   ctrl           a log record full of control characters
+ *   bidi           a log record full of bidi and invisible characters (escaped and raw UTF-8)
  *   loglines       one record per priority
  *   file name closestdin_helper: closes stdin without reading, answers PAM_AUTH_ERR.
  * Every run appends "pid pgid" to pids next to the executable. */
@@ -210,7 +211,8 @@ int main(int argc, char **argv)
 	} else if (strcmp(user, "unknown") == 0) {
 		reply("PAM_PERM_DENIED", "notice", "fake: unknown result");
 	} else if (strcmp(user, "stderr") == 0) {
-		const char e[] = "fatal: \x1b[31mboom\x1b[0m in helper\nsecond line\n";
+		/* An escape sequence, a raw U+202E (bidi override) and a byte that is not UTF-8. */
+		const char e[] = "fatal: \x1b[31mboom\x1b[0m in \xe2\x80\xaehelper\xff\nsecond line\n";
 		if (write(2, e, sizeof e - 1) < 0)
 			return 9;
 		return 3;
@@ -281,6 +283,15 @@ int main(int argc, char **argv)
 	} else if (strcmp(user, "ctrl") == 0) {
 		static const char out[] = "{\"v\":1,\"result\":\"PAM_AUTH_ERR\",\"log\":[{\"priority\":"
 			"\"notice\",\"message\":\"a\\u001b[31mb\\tc\\u0000d\\u007fe\\nf\"}]}";
+		if (write(1, out, sizeof out - 1) < 0)
+			return 9;
+	} else if (strcmp(user, "bidi") == 0) {
+		/* U+202E U+0085 U+200B U+2066 U+2069 U+FEFF U+2028 U+061C U+00AD as escapes, U+202E raw,
+		 * U+E0041 (a tag) as a surrogate pair, U+FE0F raw; then visible non-ASCII text. */
+		static const char out[] = "{\"v\":1,\"result\":\"PAM_AUTH_ERR\",\"log\":[{\"priority\":"
+			"\"notice\",\"message\":\"a\\u202eb\\u0085c\\u200bd\\u2066e\\u2069f\\ufeffg\\u2028h"
+			"\\u061ci\\u00adj\xe2\x80\xaek\\udb40\\udc41l\xef\xb8\x8fm j\xc3\xbcrgen \xe2\x82\xac "
+			"\xf0\x9f\x98\x80\"}]}";
 		if (write(1, out, sizeof out - 1) < 0)
 			return 9;
 	} else if (strcmp(user, "loglines") == 0) {

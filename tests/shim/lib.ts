@@ -128,7 +128,8 @@ export interface SyslogLine {
 export function parseSyslog(raw: string): SyslogLine[] {
   const out: SyslogLine[] = [];
   for (const line of raw.split("\n")) {
-    const m = /^<(\d+)>\w{3} [ \d]\d \d\d:\d\d:\d\d [^:]+: (.*)$/.exec(line);
+    // s: "." must also match U+2028/U+2029, or a line holding one would silently go missing.
+    const m = /^<(\d+)>\w{3} [ \d]\d \d\d:\d\d:\d\d [^:]+: (.*)$/s.exec(line);
     if (!m) continue;
     const pri = Number(m[1]);
     out.push({ priority: pri & 7, facility: pri >> 3, text: m[2] });
@@ -179,7 +180,7 @@ export async function runDriver(
   }
   const syslog = parseSyslog(raw);
   const logs = syslog.flatMap((s) => {
-    const m = /^pam_mapi\([^)]*\): (.*)$/.exec(s.text);
+    const m = /^pam_mapi\([^)]*\): (.*)$/s.exec(s.text);
     return m ? [{ priority: s.priority, message: m[1] }] : [];
   });
   return { ...r, kv, logs, syslog };

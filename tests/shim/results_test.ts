@@ -179,6 +179,17 @@ for (const v of VARIANTS) {
     assert.deepEqual(r.logs, [{ priority: LOG_NOTICE, message: "a?[31mb?c?d?e?f" }]);
   });
 
+  Deno.test(`${v.name}: helper log records lose bidi and invisible characters too, one ? each`, async () => {
+    // The shim's second line of defence behind the helper's own (src/log_text.ts): the same
+    // characters its user= and rhost= fields lose, escaped or raw, and visible text kept.
+    const { conf } = await setup([]);
+    const r = await runDriver(v, ["--user", "bidi", "--password", "x", conf, "mapi"]);
+    assert.deepEqual(r.logs, [{
+      priority: LOG_NOTICE,
+      message: "a?b?c?d?e?f?g?h?i?j?k?l?m jürgen € 😀",
+    }]);
+  });
+
   Deno.test(`${v.name}: debug adds the shim's step lines, never the password`, async () => {
     const { conf, helper } = await setup(["debug"]);
     const pw = "pw-alice";

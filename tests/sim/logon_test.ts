@@ -308,6 +308,22 @@ Deno.test("logon: passwords with XML specials arrive unescaped", async () => {
   assert.equal(env.sim.requests[0].params.szPassword, "s3cr&t<\"'>é");
 });
 
+Deno.test("logon: a leading U+FEFF in a value is text, kept as sent (gSOAP does not strip it)", async () => {
+  await using env = await simEnv({ users: [{ name: "erin", password: "\ufeffpw" }] });
+  const er = async (password: string) =>
+    (await logonReply(env.target.tcp, { user: "erin", password })).er;
+  assert.equal(await er("\ufeffpw"), "0");
+  assert.equal(env.sim.requests[0].params.szPassword, "\ufeffpw");
+  assert.equal(await er("pw"), LOGON_FAILED);
+  assert.equal(await er("\ufeff\ufeffpw"), LOGON_FAILED);
+  // Also where the text starts after a comment or a character reference.
+  const body = logon({ user: "erin", password: "" }).replace(
+    "<szPassword></szPassword>",
+    "<szPassword><!-- c -->\ufeffpw</szPassword>",
+  );
+  assert.equal(parse((await exchange(env.target.tcp, post(body, { close: true })))!).er, "0");
+});
+
 Deno.test("logon: malformed numbers are HTTP 500 validation faults; blanks, + and -0 are fine", async () => {
   await using env = await simEnv();
   const fault = async (el: string, value: string) => {
