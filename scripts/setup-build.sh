@@ -9,10 +9,12 @@ set -eu
 
 # build-essential: dpkg-buildpackage checks it for every build. debhelper, dpkg-dev and fakeroot
 # make the .deb, rpm brings rpmbuild for the .rpm, and libpam-modules' file list tells
-# packaging/debian/rules where PAM modules go.
+# packaging/debian/rules where PAM modules go. ca-certificates: npm and Deno fetch from
+# https:// (deno from npm; esbuild for deno bundle, denort for deno compile) with their own
+# built-in roots, but behind a TLS-intercepting proxy only the system's store knows its CA.
 DEB_BUILD="gcc make libc6-dev libpam0g-dev libpam-modules build-essential debhelper dpkg-dev \
-  fakeroot rpm"
-RPM_BUILD="gcc make glibc-devel pam-devel rpm-build"
+  fakeroot rpm ca-certificates"
+RPM_BUILD="gcc make glibc-devel pam-devel rpm-build ca-certificates"
 
 install_packages "$DEB_BUILD" "$RPM_BUILD"
 
@@ -21,8 +23,15 @@ if ! deno --version 2>/dev/null | grep -q '^deno 2\.9\.6 '; then
     { echo "setup: no npm to install deno 2.9.6 with: install Node.js and npm first" >&2; exit 1; }
   echo "setup: installing deno 2.9.6 from npm"
   npm_log=$(mktemp)
-  npm install -g --no-fund --no-audit deno@2.9.6 >/dev/null 2>"$npm_log" ||
-    { cat "$npm_log" >&2; rm -f "$npm_log"; exit 1; }
+  if ! npm install -g --no-fund --no-audit deno@2.9.6 >/dev/null 2>"$npm_log"; then
+    cat "$npm_log" >&2
+    if grep -q -i 'cert' "$npm_log"; then
+      echo "setup: npm could not verify registry.npmjs.org's certificate; behind a" \
+        "TLS-intercepting proxy see README.md, Install (NODE_EXTRA_CA_CERTS)" >&2
+    fi
+    rm -f "$npm_log"
+    exit 1
+  fi
   cat "$npm_log" >&2
   # npm 11 warns about every install script it has not been told to allow.
   if grep -q 'install-scripts' "$npm_log"; then

@@ -9,7 +9,7 @@ here=$(dirname "$0")
 sh "$here/setup-build.sh"
 . "$here/lib/packages.sh"
 
-DEB_TEST="pamtester libpam-wrapper ca-certificates openssl curl python3 util-linux procps psmisc \
+DEB_TEST="pamtester libpam-wrapper openssl curl python3 util-linux procps psmisc \
   strace time clang-14 libclang-rt-14-dev mandoc lintian rpmlint sasl2-bin libsasl2-modules \
   postfix swaks"
 RPM_TEST="pamtester pam_wrapper openssl curl python3 time util-linux procps-ng psmisc strace clang \
