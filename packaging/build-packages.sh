@@ -43,6 +43,17 @@ copy_tree() {
   fi
 }
 
+# A failed build: the end of its log, and the likely cause where one is known.
+build_failed() { # LOG TOOL
+  tail -40 "$1" >&2
+  if grep -q 'invalid peer certificate' "$1"; then
+    echo "packages: Deno could not verify a server's certificate; behind a TLS-intercepting" \
+      "proxy set DENO_TLS_CA_STORE=system (README.md, Install)" >&2
+  fi
+  echo "packages: $2 failed" >&2
+  exit 1
+}
+
 mkdir -p "$out"
 status=0
 for kind in $kinds; do
@@ -54,7 +65,7 @@ for kind in $kinds; do
     ln -s packaging/debian "$work/deb/src/debian"
     echo "packages: dpkg-buildpackage -us -uc -b"
     (cd "$work/deb/src" && dpkg-buildpackage -us -uc -b) >"$work/deb.log" 2>&1 ||
-      { tail -40 "$work/deb.log" >&2; echo "packages: dpkg-buildpackage failed" >&2; exit 1; }
+      build_failed "$work/deb.log" dpkg-buildpackage
     grep '^build:' "$work/deb.log" || true # which helper: compiled, or the bundle
     cp "$work"/deb/*.deb "$work"/deb/*.changes "$work"/deb/*.buildinfo "$out/"
     if ! command -v lintian >/dev/null; then
@@ -84,7 +95,7 @@ for kind in $kinds; do
     (cd "$work/rpm/src" && rpmbuild -bb --build-in-place $nodeps \
       --define "_topdir $work/rpm/top" --define "packager $packager" \
       packaging/rpm/pam_mapi.spec) >"$work/rpm.log" 2>&1 ||
-      { tail -40 "$work/rpm.log" >&2; echo "packages: rpmbuild failed" >&2; exit 1; }
+      build_failed "$work/rpm.log" rpmbuild
     find "$work/rpm/top/RPMS" -name '*.rpm' -exec cp {} "$out/" \;
     if ! command -v rpmlint >/dev/null; then
       echo "packages: no rpmlint (scripts/setup.sh installs it): the .rpm is not linted"
