@@ -1,22 +1,24 @@
 #!/bin/sh
 # Builds the Debian package (libpam-mapi) and the RPM (pam_mapi) into dist/packages/, then lints
-# them: lintian and rpmlint must report no errors; their warnings are printed.
+# them: lintian and rpmlint must report no errors; their warnings are printed. The linters come
+# with the test set-up (scripts/setup.sh); without one, that package is built and not linted.
 #   sh packaging/build-packages.sh [deb] [rpm]        (default: those whose tools are installed)
 # Each is built in a copy of the source tree (the files git tracks or would track), so the
 # checkout stays clean: dpkg-buildpackage -us -uc -b with packaging/debian as debian/, and
 # rpmbuild -bb --build-in-place packaging/rpm/pam_mapi.spec. Needs deno 2.9.6 and the packaging
-# tools (scripts/setup.sh installs both). .ci/run calls it before the tests, which then install
-# the .deb (tests/packaging/).
+# tools (scripts/setup-build.sh installs both). .ci/run calls it before the tests, which then
+# install the .deb (tests/packaging/).
 set -eu
 cd "$(dirname "$0")/.."
 top=$(pwd)
 out=$top/dist/packages
-# Without arguments: each kind whose tool is installed (Debian: both, via setup.sh; Fedora: rpm).
+# Without arguments: each kind whose tool is installed (Debian: both, via setup-build.sh; Fedora:
+# rpm).
 kinds=$*
 if [ -z "$kinds" ]; then
   command -v dpkg-buildpackage >/dev/null && kinds=deb
   command -v rpmbuild >/dev/null && kinds="$kinds rpm"
-  [ -n "$kinds" ] || { echo "packages: neither dpkg-buildpackage nor rpmbuild (run scripts/setup.sh)" >&2; exit 1; }
+  [ -n "$kinds" ] || { echo "packages: neither dpkg-buildpackage nor rpmbuild (run scripts/setup-build.sh)" >&2; exit 1; }
   case $kinds in *deb*) ;; *) echo "packages: no dpkg-buildpackage: not building the .deb" ;; esac
   case $kinds in *rpm*) ;; *) echo "packages: no rpmbuild: not building the .rpm" ;; esac
 fi
@@ -41,6 +43,17 @@ copy_tree() {
   fi
 }
 
+# A failed build: the end of its log, and the likely cause where one is known.
+build_failed() { # LOG TOOL
+  tail -40 "$1" >&2
+  if grep -q 'invalid peer certificate' "$1"; then
+    echo "packages: Deno could not verify a server's certificate; behind a TLS-intercepting" \
+      "proxy set DENO_TLS_CA_STORE=system (README.md, Install)" >&2
+  fi
+  echo "packages: $2 failed" >&2
+  exit 1
+}
+
 mkdir -p "$out"
 status=0
 for kind in $kinds; do
@@ -52,9 +65,13 @@ for kind in $kinds; do
     ln -s packaging/debian "$work/deb/src/debian"
     echo "packages: dpkg-buildpackage -us -uc -b"
     (cd "$work/deb/src" && dpkg-buildpackage -us -uc -b) >"$work/deb.log" 2>&1 ||
-      { tail -40 "$work/deb.log" >&2; echo "packages: dpkg-buildpackage failed" >&2; exit 1; }
+      build_failed "$work/deb.log" dpkg-buildpackage
     grep '^build:' "$work/deb.log" || true # which helper: compiled, or the bundle
     cp "$work"/deb/*.deb "$work"/deb/*.changes "$work"/deb/*.buildinfo "$out/"
+    if ! command -v lintian >/dev/null; then
+      echo "packages: no lintian (scripts/setup.sh installs it): the .deb is not linted"
+      continue
+    fi
     echo "packages: lintian (errors fail the build; overrides in packaging/debian/*.lintian-overrides)"
     changes=$(ls "$out"/libpam-mapi_*.changes)
     # --show-overrides lists what was overridden, but lintian then also fails on an overridden
@@ -78,8 +95,12 @@ for kind in $kinds; do
     (cd "$work/rpm/src" && rpmbuild -bb --build-in-place $nodeps \
       --define "_topdir $work/rpm/top" --define "packager $packager" \
       packaging/rpm/pam_mapi.spec) >"$work/rpm.log" 2>&1 ||
-      { tail -40 "$work/rpm.log" >&2; echo "packages: rpmbuild failed" >&2; exit 1; }
+      build_failed "$work/rpm.log" rpmbuild
     find "$work/rpm/top/RPMS" -name '*.rpm' -exec cp {} "$out/" \;
+    if ! command -v rpmlint >/dev/null; then
+      echo "packages: no rpmlint (scripts/setup.sh installs it): the .rpm is not linted"
+      continue
+    fi
     echo "packages: rpmlint (errors fail the build; filters in packaging/rpm/pam_mapi.rpmlintrc:" \
       "$(grep -c '^addFilter' packaging/rpm/pam_mapi.rpmlintrc))"
     if rpmlint -r packaging/rpm/pam_mapi.rpmlintrc "$out"/pam_mapi-*.rpm >"$work/rpmlint.log" 2>&1; then

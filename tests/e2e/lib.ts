@@ -82,6 +82,8 @@ export interface Saslauthd {
   /** The socket testsaslauthd and Postfix talk to. */
   mux: string;
   stop(): Promise<void>;
+  /** Stops it and starts it again with the same options (as `systemctl restart saslauthd`). */
+  restart(): Promise<void>;
 }
 
 /** Starts `saslauthd -a pam -m DIR FLAGS...` in the sandbox, its socket directory readable by the
@@ -94,22 +96,32 @@ export async function startSaslauthd(
   const dir = `${sb.dir}/saslauthd-${name}`;
   await Deno.mkdir(dir, { mode: 0o755 });
   await Deno.chmod(dir, 0o755);
-  await sb.start("saslauthd", ["-a", "pam", "-m", dir, ...flags]);
   const mux = `${dir}/mux`;
-  await waitFor(async () => (await Deno.lstat(mux).catch(() => null))?.isSocket === true, mux);
-  let stopped = false;
+  let running = false;
+  const start = async () => {
+    await Deno.remove(mux).catch(() => {}); // a socket left by a previous run would look ready
+    await sb.start("saslauthd", ["-a", "pam", "-m", dir, ...flags]);
+    await waitFor(async () => (await Deno.lstat(mux).catch(() => null))?.isSocket === true, mux);
+    running = true;
+  };
+  const stop = async () => {
+    if (!running) return;
+    running = false;
+    const pid = Number(await Deno.readTextFile(`${dir}/saslauthd.pid`));
+    await sb.run("kill", [String(pid)]);
+    // The sandbox's PID 1 reaps it; wait until it is gone (its workers go with it).
+    await waitFor(
+      async () => !(await sb.processes()).some((p) => p.nsPid === pid && p.state !== "Z"),
+      `saslauthd ${name} to stop`,
+    );
+  };
+  await start();
   return {
     mux,
-    async stop() {
-      if (stopped) return;
-      stopped = true;
-      const pid = Number(await Deno.readTextFile(`${dir}/saslauthd.pid`));
-      await sb.run("kill", [String(pid)]);
-      // The sandbox's PID 1 reaps it; wait until it is gone (its workers go with it).
-      await waitFor(
-        async () => !(await sb.processes()).some((p) => p.nsPid === pid && p.state !== "Z"),
-        `saslauthd ${name} to stop`,
-      );
+    stop,
+    async restart() {
+      await stop();
+      await start();
     },
   };
 }

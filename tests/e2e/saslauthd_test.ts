@@ -1,6 +1,7 @@
 // Debian's real saslauthd (-a pam) in front of pam_mapi.so, as SMTP AUTH uses it, driven by
 // testsaslauthd: the /etc/pam.d/smtp stacks the README recommends, saslauthd with and without -r
-// (user@realm logins), -n 0 and -n 2 process models, -c credential caching, and Kopano down.
+// (user@realm logins), -n 0 and -n 2 process models, -c credential caching (which also hides a
+// changed stack until a restart), and Kopano down.
 // Runs as root only (skipped otherwise): see scripts/lib/sandbox.ts for why nothing on the machine
 // changes.
 import assert from "node:assert/strict";
@@ -285,6 +286,31 @@ Deno.test({
         const r = await auth(plain.mux, "smtp", "alice", "secret");
         assert.equal(r.answer, "OK");
         assert.equal(sim.openSessions(), 0); // every session was logged off
+      });
+
+      await t.step("-c also hides a changed stack, until saslauthd restarts", async () => {
+        // Debian's default OPTIONS has -c: README "saslauthd on Debian" says to restart it.
+        const stack = (...args: string[]) =>
+          sb.pamService("smtp-edit", [
+            `auth     required   ${mapi(...args).join(" ")}`,
+            `account  required   ${module}`,
+          ]);
+        await stack();
+        let r = await auth(caching.mux, "smtp-edit", "alice", "secret");
+        assert.equal(r.answer, "OK");
+        assert.deepEqual(r.mapi.map((l) => l.text), [LINE.success("smtp-edit", "alice", url)]);
+        await stack("service=imap"); // alice has no IMAP
+        const refused = [LINE.feature("smtp-edit", "alice", url, "imap")];
+        r = await auth(plain.mux, "smtp-edit", "alice", "secret"); // without -c: at once
+        assert.equal(r.answer, "NO");
+        assert.deepEqual(r.mapi.map((l) => l.text), refused);
+        r = await auth(caching.mux, "smtp-edit", "alice", "secret"); // -c: the cached success
+        assert.equal(r.answer, "OK");
+        assert.deepEqual(r.mapi, []);
+        await caching.restart(); // empties the cache
+        r = await auth(caching.mux, "smtp-edit", "alice", "secret");
+        assert.equal(r.answer, "NO");
+        assert.deepEqual(r.mapi.map((l) => l.text), refused);
       });
 
       await showSyslog(sb);

@@ -2,7 +2,8 @@
 // modules and the helper at the path compiled into the module; pamtester (under pam_wrapper, with
 // a private pam.d: the machine's PAM stack is never touched) authenticates through that installed
 // module, by its bare name, against the Kopano-compatible server; dpkg --purge then removes every
-// file it installed and the code cache the helper wrote, and /etc/pam.d is the same throughout.
+// file it installed and the code cache the helper wrote, and /etc/pam.d is the same throughout;
+// a stack that still names the module then refuses every login.
 // Runs when packaging/build-packages.sh (which .ci/run calls before the tests) has built the .deb.
 import assert from "node:assert/strict";
 import { run as runCommand } from "../../scripts/lib/run.ts";
@@ -201,6 +202,14 @@ Deno.test({
         assert.ok(!(await exists(path)), `${path} left behind`);
       }
       assert.deepEqual(await pamdSnapshot(), pamdBefore, "the package changed /etc/pam.d");
+      // A stack that still names the module now fails every login (README "Install", removal):
+      // libpam cannot load it, and the right password is refused too.
+      r = await pamtester(url, "secret");
+      assert.notEqual(r.code, 0);
+      assert.match(r.stdout + r.stderr, /Module is unknown/);
+      assert.match(r.stderr, /unable to dlopen\(pam_mapi\.so\)/);
+      assert.match(r.stderr, /adding faulty module: pam_mapi\.so/);
+      assert.doesNotMatch(r.stdout + r.stderr, /successfully authenticated/);
     } finally {
       await sim.close();
       const still = await run("dpkg-query", ["-W", "-f=${Status}", PKG]);

@@ -1,0 +1,46 @@
+#!/bin/sh
+# Build-only set-up (Debian 12 or Fedora/RHEL, as root, with Node.js and npm): what
+# `deno task build` and `sh packaging/build-packages.sh` need and nothing else, that is the C
+# compiler and libc headers, PAM's headers, make, the package build tools, and Deno 2.9.6 from
+# npm. No mail server and no test tools: scripts/setup.sh runs this and adds those. Safe to run
+# again: it installs only what is missing.
+set -eu
+. "$(dirname "$0")/lib/packages.sh"
+
+# build-essential: dpkg-buildpackage checks it for every build. debhelper, dpkg-dev and fakeroot
+# make the .deb, rpm brings rpmbuild for the .rpm, and libpam-modules' file list tells
+# packaging/debian/rules where PAM modules go. ca-certificates: npm and Deno fetch from
+# https:// (deno from npm; esbuild for deno bundle, denort for deno compile) with their own
+# built-in roots, but behind a TLS-intercepting proxy only the system's store knows its CA.
+DEB_BUILD="gcc make libc6-dev libpam0g-dev libpam-modules build-essential debhelper dpkg-dev \
+  fakeroot rpm ca-certificates"
+RPM_BUILD="gcc make glibc-devel pam-devel rpm-build ca-certificates"
+
+install_packages "$DEB_BUILD" "$RPM_BUILD"
+
+if ! deno --version 2>/dev/null | grep -q '^deno 2\.9\.6 '; then
+  command -v npm >/dev/null 2>&1 ||
+    { echo "setup: no npm to install deno 2.9.6 with: install Node.js and npm first" >&2; exit 1; }
+  echo "setup: installing deno 2.9.6 from npm"
+  npm_log=$(mktemp)
+  if ! npm install -g --no-fund --no-audit deno@2.9.6 >/dev/null 2>"$npm_log"; then
+    cat "$npm_log" >&2
+    if grep -q -i 'cert' "$npm_log"; then
+      echo "setup: npm could not verify registry.npmjs.org's certificate; behind a" \
+        "TLS-intercepting proxy see README.md, Install (NODE_EXTRA_CA_CERTS)" >&2
+    fi
+    rm -f "$npm_log"
+    exit 1
+  fi
+  cat "$npm_log" >&2
+  # npm 11 warns about every install script it has not been told to allow.
+  if grep -q 'install-scripts' "$npm_log"; then
+    echo "setup: npm's install-scripts warning is about deno's postinstall (node ./install.cjs)," \
+      "which only links the native deno binary into place and downloads nothing" >&2
+  fi
+  rm -f "$npm_log"
+fi
+# npm's postinstall links the native binary; the Node wrapper it falls back to costs 60 ms per login.
+if ! head -c 4 "$(readlink -f "$(command -v deno)")" | grep -q 'ELF'; then
+  echo "setup: warning: $(command -v deno) is not the native deno binary (npm scripts disabled?)" >&2
+fi
