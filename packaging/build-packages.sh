@@ -82,7 +82,8 @@ for kind in $kinds; do
     find "$work/rpm/top/RPMS" -name '*.rpm' -exec cp {} "$out/" \;
     echo "packages: rpmlint (errors fail the build; filters in packaging/rpm/pam_mapi.rpmlintrc:" \
       "$(grep -c '^addFilter' packaging/rpm/pam_mapi.rpmlintrc))"
-    if rpmlint -r packaging/rpm/pam_mapi.rpmlintrc "$out"/pam_mapi-*.rpm >"$work/rpmlint.log" 2>&1; then
+    if rpmlint -c packaging/rpm/pam_mapi.rpmlint.toml -r packaging/rpm/pam_mapi.rpmlintrc \
+      "$out"/pam_mapi-*.rpm >"$work/rpmlint.log" 2>&1; then
       :
     else
       echo "packages: rpmlint found errors" >&2
