@@ -1,14 +1,15 @@
 #!/bin/sh
 # One-time machine set-up for building and testing pam_mapi (Debian 12 or Fedora/RHEL, as root):
 # the C toolchain and PAM headers, the PAM test tools, the programs the end-to-end tests drive,
-# the man page linter, the package build and lint tools, and Deno 2.9.6 from npm. Safe to run
-# again: it installs only what is missing.
+# the man page linter, the package build and lint tools, systemd-analyze (tests/packaging checks
+# the unit with it; systemd need not run), adduser (the .deb depends on it), and Deno 2.9.6 from
+# npm. Safe to run again: it installs only what is missing.
 set -eu
 
 DEB_PACKAGES="gcc make libc6-dev libpam0g-dev pamtester libpam-wrapper libpam-modules \
   ca-certificates openssl curl python3 util-linux procps psmisc strace time clang-14 \
   libclang-rt-14-dev mandoc build-essential debhelper dpkg-dev fakeroot lintian rpm rpmlint \
-  sasl2-bin libsasl2-modules postfix swaks"
+  sasl2-bin libsasl2-modules postfix swaks systemd adduser"
 
 if command -v apt-get >/dev/null 2>&1; then
   missing=""
@@ -28,7 +29,7 @@ if command -v apt-get >/dev/null 2>&1; then
 elif command -v dnf >/dev/null 2>&1; then
   dnf install -y -q gcc make glibc-devel pam-devel pamtester pam_wrapper openssl curl python3 time \
     util-linux procps-ng psmisc strace clang compiler-rt mandoc rpm-build rpmlint \
-    cyrus-sasl cyrus-sasl-plain postfix swaks
+    cyrus-sasl cyrus-sasl-plain postfix swaks systemd
 else
   echo "setup: neither apt-get nor dnf found; install the packages listed in README.md by hand" >&2
   exit 1
