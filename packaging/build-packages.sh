@@ -103,7 +103,8 @@ for kind in $kinds; do
     fi
     echo "packages: rpmlint (errors fail the build; filters in packaging/rpm/pam_mapi.rpmlintrc:" \
       "$(grep -c '^addFilter' packaging/rpm/pam_mapi.rpmlintrc))"
-    if rpmlint -r packaging/rpm/pam_mapi.rpmlintrc "$out"/pam_mapi-*.rpm >"$work/rpmlint.log" 2>&1; then
+    if rpmlint -c packaging/rpm/pam_mapi.rpmlint.toml -r packaging/rpm/pam_mapi.rpmlintrc \
+      "$out"/pam_mapi-*.rpm >"$work/rpmlint.log" 2>&1; then
       :
     else
       echo "packages: rpmlint found errors" >&2

@@ -4,6 +4,9 @@
 // module, by its bare name, against the Kopano-compatible server; dpkg --purge then removes every
 // file it installed and the code cache the helper wrote, and /etc/pam.d is the same throughout;
 // a stack that still names the module then refuses every login.
+// The package also creates the system account pam_mapi and enables pam_mapi.service (started only
+// where systemd runs, which it does not here); purge disables the unit and keeps the account, as
+// Debian keeps system accounts (this test removes it afterwards when it made it).
 // Runs when packaging/build-packages.sh (which .ci/run calls before the tests) has built the .deb.
 import assert from "node:assert/strict";
 import { run as runCommand } from "../../scripts/lib/run.ts";
@@ -16,6 +19,15 @@ const HELPER = "/usr/libexec/pam_mapi/pam_mapi_helper";
 const RUNTIME = "/usr/libexec/pam_mapi/deno";
 const CACHE = "/var/cache/pam_mapi";
 const EXAMPLE = "/usr/share/doc/libpam-mapi/examples/pam.d/smtp";
+const UNIT = "/lib/systemd/system/pam_mapi.service";
+const WANTS = "/etc/systemd/system/multi-user.target.wants/pam_mapi.service";
+const ACCOUNT = "pam_mapi";
+
+/** The passwd entry of `name` as its fields, or null. */
+async function account(name: string): Promise<string[] | null> {
+  const r = await run("getent", ["passwd", name]);
+  return r.code === 0 ? r.stdout.trim().split(":") : null;
+}
 
 function findDeb(): string | null {
   try {
@@ -83,11 +95,13 @@ Deno.test({
   name: missing.length
     ? `installed package: SKIPPED, needs ${missing.join(", ")}`
     : `installed package: dpkg -i ${deb!.slice(ROOT.length + 1)}, pamtester through the ` +
-      "installed module, dpkg --purge leaves nothing",
+      "installed module, the pam_mapi account and unit, dpkg --purge leaves nothing but the account",
   ignore: missing.length > 0,
   sanitizeResources: false,
   async fn() {
     const before = await run("dpkg-query", ["-W", "-f=${Status}", PKG]);
+    const accountBefore = await account(ACCOUNT);
+    const systemdRuns = await exists("/run/systemd/system");
     assert.ok(
       !before.stdout.includes("installed"),
       `${PKG} is already installed (${before.stdout}); this test installs and purges it itself: ` +
@@ -125,6 +139,25 @@ Deno.test({
         ]
       ) assert.ok(installed.includes(path), `${path} not in dpkg -L ${PKG}`);
       assert.deepEqual(installed.filter((p) => p.startsWith("/etc")), []);
+
+      // The resident helper's unit, enabled the Debian way (deb-systemd-helper, even without
+      // systemd running), and its account: a system account that cannot log in.
+      assert.ok(installed.includes(UNIT), `${UNIT} not in dpkg -L ${PKG}`);
+      assert.equal(await Deno.readLink(WANTS), UNIT);
+      const entry = await account(ACCOUNT);
+      assert.ok(entry, `no ${ACCOUNT} account after dpkg -i`);
+      const [, , uid, gid, , home, shell] = entry;
+      assert.ok(Number(uid) > 0 && Number(uid) < 1000, `${ACCOUNT} uid ${uid} is not a system uid`);
+      assert.equal((await run("getent", ["group", ACCOUNT])).stdout.split(":")[2], gid);
+      assert.equal(home, "/nonexistent");
+      assert.equal(shell, "/usr/sbin/nologin");
+      const shadow = (await Deno.readTextFile("/etc/shadow")).split("\n")
+        .find((l) => l.startsWith(`${ACCOUNT}:`));
+      assert.match(shadow?.split(":")[1] ?? "", /^[!*]/, `${ACCOUNT} has a usable password`);
+      if (!systemdRuns) {
+        // Nothing was started, and the maintainer scripts did not fail for it.
+        assert.ok(!(await exists("/run/pam_mapi")), "/run/pam_mapi exists without systemd");
+      }
       assert.deepEqual(await pamdSnapshot(), pamdBefore, "installing changed /etc/pam.d");
       assert.match(await Deno.readTextFile(EXAMPLE), /^auth\s+required\s+pam_mapi\.so /m);
 
@@ -182,7 +215,8 @@ Deno.test({
         assert.equal(check2.code, 0, check2.stdout + check2.stderr);
       }
 
-      // Purge: no warning (a directory left behind would be one), nothing of the package left.
+      // Purge: no warning (a directory left behind would be one), nothing of the package left
+      // but the account.
       const purge = await run("dpkg", ["--purge", PKG]);
       assert.equal(purge.code, 0, purge.stdout + purge.stderr);
       assert.doesNotMatch(purge.stdout + purge.stderr, /warning/i);
@@ -198,7 +232,16 @@ Deno.test({
       ) {
         assert.ok(!(await exists(path)), `${path} left behind`);
       }
-      for (const path of [CACHE, "/usr/libexec/pam_mapi", "/usr/share/doc/libpam-mapi"]) {
+      assert.deepEqual(await account(ACCOUNT), entry, `${ACCOUNT} account not kept as it was`);
+      for (
+        const path of [
+          CACHE,
+          "/usr/libexec/pam_mapi",
+          "/usr/share/doc/libpam-mapi",
+          WANTS,
+          "/var/lib/systemd/deb-systemd-helper-enabled/pam_mapi.service.dsh-also",
+        ]
+      ) {
         assert.ok(!(await exists(path)), `${path} left behind`);
       }
       assert.deepEqual(await pamdSnapshot(), pamdBefore, "the package changed /etc/pam.d");
@@ -215,6 +258,11 @@ Deno.test({
       const still = await run("dpkg-query", ["-W", "-f=${Status}", PKG]);
       if (still.stdout.includes("installed") || still.stdout.includes("config-files")) {
         await run("dpkg", ["--purge", PKG]);
+      }
+      // Leave the machine as it was: other tests decide what the shim trusts by this account.
+      if (accountBefore === null && (await account(ACCOUNT)) !== null) {
+        await run("deluser", ["--system", "--quiet", ACCOUNT]);
+        await run("delgroup", ["--system", "--quiet", ACCOUNT]);
       }
       await Deno.remove(dir, { recursive: true });
     }
