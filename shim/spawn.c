@@ -58,6 +58,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -159,7 +160,8 @@ static void child_report(const char *what, int err)
 	}
 }
 
-/* The helper child: stdio onto our pipes, nothing else open, default signals, own group. */
+/* The helper child: stdio onto our pipes, nothing else open, default signals, own group,
+ * umask 077. */
 static void __attribute__((noreturn)) helper_exec(const struct plan *p, pid_t supervisor)
 {
 	sigset_t none;
@@ -179,6 +181,9 @@ static void __attribute__((noreturn)) helper_exec(const struct plan *p, pid_t su
 	/* If the supervisor dies, so does the helper. */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != supervisor)
 		_exit(126);
+	/* Whatever the helper (and Deno under it) creates is nobody else's: a host running with
+	 * umask 000 must not leave Deno's code cache writable by others (README "Security notes"). */
+	umask(077);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	execve(p->path, p->argv, p->envp);

@@ -13,6 +13,7 @@ const PACKAGES = `${ROOT}/dist/packages`;
 const PKG = "libpam-mapi";
 const HELPER = "/usr/libexec/pam_mapi/pam_mapi_helper";
 const RUNTIME = "/usr/libexec/pam_mapi/deno";
+const BUNDLE = "/usr/share/pam_mapi/pam_mapi_helper.js";
 const CACHE = "/var/cache/pam_mapi";
 const EXAMPLE = "/usr/share/doc/libpam-mapi/examples/pam.d/smtp";
 
@@ -120,7 +121,7 @@ Deno.test({
           "/usr/share/man/man8/pam_mapi_helper.8.gz",
           "/usr/share/doc/libpam-mapi/README.md.gz",
           EXAMPLE,
-          ...(isBundle ? [RUNTIME, CACHE] : []),
+          ...(isBundle ? [RUNTIME, BUNDLE, CACHE] : []),
         ]
       ) assert.ok(installed.includes(path), `${path} not in dpkg -L ${PKG}`);
       assert.deepEqual(installed.filter((p) => p.startsWith("/etc")), []);
@@ -169,8 +170,23 @@ Deno.test({
       assert.equal(check.code, 0, check.stdout + check.stderr);
       assert.match(check.stdout, /result: PAM_SUCCESS \(exit 0\)/);
       if (isBundle) {
+        // The bundle is not executable past its launcher; only root can write the cache, which
+        // is therefore trusted.
+        assert.equal((await Deno.stat(BUNDLE)).mode! & 0o7777, 0o644);
+        const cache = await Deno.stat(CACHE);
+        assert.deepEqual([cache.uid, cache.mode! & 0o022], [0, 0]);
+        assert.doesNotMatch(check.stdout, /code cache/);
         // Deno kept its code cache where the package said (written by root, read on the next run).
         assert.ok([...Deno.readDirSync(CACHE)].length > 0, `${CACHE} is empty`);
+        // A cache directory others can write is not used, and check says so.
+        await Deno.chmod(CACHE, 0o777);
+        const open = await run(HELPER, ["check", "alice", `socket=${url}`], { stdin: "secret\n" });
+        await Deno.chmod(CACHE, cache.mode! & 0o7777);
+        assert.equal(open.code, 0, open.stdout + open.stderr);
+        assert.match(
+          open.stdout,
+          /^syslog warning: code cache \/var\/cache\/pam_mapi not used: directory \/var\/cache\/pam_mapi is writable by group or others; running without it$/m,
+        );
         // Installing over it (as an upgrade does) drops the old helper's cache (postinst).
         const again = await run("dpkg", ["-i", deb!]);
         assert.equal(again.code, 0, again.stdout + again.stderr);
