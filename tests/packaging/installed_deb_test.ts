@@ -187,14 +187,21 @@ Deno.test({
           open.stdout,
           /^syslog warning: code cache \/var\/cache\/pam_mapi not used: directory \/var\/cache\/pam_mapi is writable by group or others; running without it$/m,
         );
-        // Installing over it (as an upgrade does) drops the old helper's cache (postinst).
+        // Installing over it (as an upgrade does) drops the old helper's cache (postinst), and
+        // makes a directory an older helper left open to others root's alone again.
+        await Deno.chmod(CACHE, 0o777);
+        await Deno.writeTextFile(`${CACHE}/planted`, "");
+        await Deno.chown(`${CACHE}/planted`, 65534, 65534);
         const again = await run("dpkg", ["-i", deb!]);
         assert.equal(again.code, 0, again.stdout + again.stderr);
         assert.deepEqual([...Deno.readDirSync(CACHE)], [], `${CACHE} not emptied on upgrade`);
+        const fixed = await Deno.stat(CACHE);
+        assert.deepEqual([fixed.uid, fixed.mode! & 0o022], [0, 0], `${CACHE} still open`);
         const check2 = await run(HELPER, ["check", "alice", `socket=${url}`], {
           stdin: "secret\n",
         });
         assert.equal(check2.code, 0, check2.stdout + check2.stderr);
+        assert.doesNotMatch(check2.stdout, /code cache/);
       }
 
       // Purge: no warning (a directory left behind would be one), nothing of the package left.
