@@ -11,8 +11,8 @@
 #include <security/pam_ext.h>
 
 #include "args.h"
-#include "helper_check.h"
 #include "log.h"
+#include "path_check.h"
 #include "protocol.h"
 #include "spawn.h"
 #include "token.h"
@@ -20,6 +20,9 @@
 #define USER_MAX 256        /* SPEC 3: longer user names and passwords never reach the helper */
 #define AUTHTOK_MAX 512
 #define STDERR_LINE_MAX 300
+
+/* The helper file and every directory on the way to it belong to root (SPEC 3). */
+static const struct path_owners root_only = { 0, 0 };
 
 static const char *item_str(pam_handle_t *pamh, int item)
 {
@@ -172,7 +175,7 @@ int auth_run(pam_handle_t *pamh, int argc, const char **argv, const char **user_
 			 rc == -2 ? "larger than 65536 bytes" : "out of memory", whom);
 		return PAM_SERVICE_ERR;
 	}
-	if (helper_check(a.helper, &path, err, sizeof err) < 0) {
+	if (path_check_file(a.helper, &root_only, PATH_CHECK_EXEC, &path, err, sizeof err) < 0) {
 		log_line(pamh, LOG_ERR, "helper %s refused: %s; %s result=PAM_SERVICE_ERR",
 			 a.helper, err, whom);
 		rc = PAM_SERVICE_ERR;

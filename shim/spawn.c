@@ -30,6 +30,10 @@
  *   SIG_DFL (SIG_IGN would survive execve), libc-reserved ones included, unblocks everything and
  *   calls execve.
  *
+ * Core files: the supervisor makes itself not dumpable and sets RLIMIT_CORE to 0/0 before it
+ *   forks the helper, which inherits the limit through execve: both hold the password, which must
+ *   never reach a file (SPEC 4), whatever `ulimit -c` the host runs with.
+ *
  * Deadline: one CLOCK_MONOTONIC deadline, enforced by the supervisor with poll() on a pidfd (a
  *   10 ms WNOHANG|WNOWAIT check where pidfd_open is missing) - no alarm(), no handlers. On expiry:
  *   SIGTERM to the helper's process group, SIGKILL 200 ms later. The group always gets SIGKILL
@@ -54,6 +58,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -81,6 +86,7 @@
 
 /* What the supervisor reports (one write, well below PIPE_BUF, so it arrives whole). */
 enum sup_kind { SUP_EXITED = 1, SUP_TIMEOUT, SUP_KILLED, SUP_START_FAILED, SUP_UNKILLABLE };
+enum { START_FORK, START_SETRLIMIT };  /* status of SUP_START_FAILED: what failed */
 struct sup_report {
 	int32_t kind;
 	int32_t status;     /* wait status of the helper (SUP_EXITED, SUP_TIMEOUT, SUP_KILLED) */
@@ -154,7 +160,8 @@ static void child_report(const char *what, int err)
 	}
 }
 
-/* The helper child: stdio onto our pipes, nothing else open, default signals, own group. */
+/* The helper child: stdio onto our pipes, nothing else open, default signals, own group,
+ * umask 077. */
 static void __attribute__((noreturn)) helper_exec(const struct plan *p, pid_t supervisor)
 {
 	sigset_t none;
@@ -174,6 +181,9 @@ static void __attribute__((noreturn)) helper_exec(const struct plan *p, pid_t su
 	/* If the supervisor dies, so does the helper. */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != supervisor)
 		_exit(126);
+	/* Whatever the helper (and Deno under it) creates is nobody else's: a host running with
+	 * umask 000 must not leave Deno's code cache writable by others (README "Security notes"). */
+	umask(077);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	execve(p->path, p->argv, p->envp);
@@ -225,12 +235,21 @@ static void __attribute__((noreturn)) sup_send(const struct plan *p, int kind, i
 /* The supervisor: a clone child with exit signal 0 that never execs (see the top of the file). */
 static void __attribute__((noreturn)) supervise_helper(const struct plan *p)
 {
+	static const struct rlimit no_core = { 0, 0 };
 	unsigned lo = 0;
 	int pidfd = -1, kind = SUP_EXITED, status = 0;
 	bool exited = false;
 	long pid;
 	pid_t helper, self;
 
+	/* We hold a copy of the host's memory, the request with the password included, and the
+	 * helper will hold the password too (SPEC 4: never in a file): no core file from either of us.
+	 * Not dumpable also keeps the host's other processes from reading our memory. Both are plain
+	 * system calls. RLIMIT_CORE 0 is inherited by the helper and kept across execve (dumpable is
+	 * not); the helper cannot raise it again: it has no ffi, run or sys permission. */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	if (setrlimit(RLIMIT_CORE, &no_core) != 0)
+		sup_send(p, SUP_START_FAILED, START_SETRLIMIT, 0, errno);
 	/* Our own signal table: undo a host's SIG_IGN or SA_NOCLDWAIT, which would make the kernel
 	 * reap the helper before we can read its status. Signals stay blocked in here. */
 	set_default(SIGCHLD);
@@ -583,7 +602,8 @@ void spawn_helper(const char *path, const unsigned char *request, size_t request
 			break;
 		case SUP_START_FAILED:
 			res->outcome = SPAWN_START_FAILED;
-			snprintf(res->why, sizeof res->why, "fork: %s", strerror(rep.err));
+			snprintf(res->why, sizeof res->why, "%s: %s",
+				 rep.status == START_SETRLIMIT ? "setrlimit" : "fork", strerror(rep.err));
 			break;
 		default:
 			res->outcome = SPAWN_WAIT_FAILED;

@@ -3,6 +3,7 @@
 import { ArgError, Config, showArg } from "./args.ts";
 import { authenticate, Decision } from "./authenticate.ts";
 import type { Step } from "./attempt.ts";
+import { launcherLog } from "./launch.ts";
 import { exitCodeFor } from "./results.ts";
 import { prepare, SetupError } from "./setup.ts";
 
@@ -147,6 +148,7 @@ export async function runCheck(argv: string[]): Promise<number> {
         }) + "\n",
       );
     } else {
+      for (const l of launcherLog()) write(Deno.stderr, `pam_mapi_helper check: ${l.message}\n`);
       write(
         Deno.stderr,
         `pam_mapi_helper check: ${what}: ${e.message}\nresult: PAM_SERVICE_ERR (exit 3)\n`,
@@ -194,6 +196,7 @@ export async function runCheck(argv: string[]): Promise<number> {
     onStep,
   );
   password.fill(0);
+  d.log.unshift(...launcherLog()); // what the module would log first, as in --pam
   const exit = exitCodeFor(d.result);
   if (json) {
     write(

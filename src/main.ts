@@ -1,6 +1,7 @@
 // pam_mapi_helper: entry point. Dispatches on the command line and does no other top-level work,
 // because this process starts for every SMTP login: the module path (--pam) is loaded eagerly,
 // everything only an administrator uses (check, help) is imported on demand.
+import { takeLauncherArgs } from "./launch.ts";
 import { runPam } from "./pam_mode.ts";
 import { VERSION } from "./version.ts";
 
@@ -31,4 +32,4 @@ async function main(argv: string[]): Promise<number> {
   return 3;
 }
 
-Deno.exit(await main(Deno.args));
+Deno.exit(await main(takeLauncherArgs(Deno.args)));

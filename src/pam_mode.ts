@@ -2,8 +2,9 @@
 // (docs/protocol.md). Never prompts, never writes anything else to stdout.
 import { ArgError } from "./args.ts";
 import { authenticate } from "./authenticate.ts";
+import { launcherLog } from "./launch.ts";
 import { decodeRequest, encodeReply, MAX_REQUEST, ProtocolError } from "./protocol.ts";
-import type { LogRecord } from "./results.ts";
+import type { LogRecord, PamResult } from "./results.ts";
 import { prepare, SetupError } from "./setup.ts";
 
 /**
@@ -22,9 +23,13 @@ function readLimited(limit: number): Uint8Array {
   return buf.subarray(0, n);
 }
 
+/** The reply, with the launcher's warning (if any) first. */
+function withLauncherLog(result: PamResult, log: LogRecord[]): string {
+  return encodeReply(result, [...launcherLog(), ...log]);
+}
+
 function serviceErr(message: string): string {
-  const log: LogRecord[] = [{ priority: "err", message }];
-  return encodeReply("PAM_SERVICE_ERR", log);
+  return withLauncherLog("PAM_SERVICE_ERR", [{ priority: "err", message }]);
 }
 
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
@@ -62,7 +67,7 @@ async function handle(raw: Uint8Array): Promise<string> {
       service: req.service,
       rhost: req.rhost,
     }, prepared.caCerts);
-    return encodeReply(d.result, d.log);
+    return withLauncherLog(d.result, d.log);
   } finally {
     req.authtok.fill(0);
   }

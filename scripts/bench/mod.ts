@@ -6,6 +6,7 @@
 // PAM_SUCCESS for every transaction and make exactly the SOAP calls expected of it (counted in
 // the server's request log), and before any timing both contenders must refuse a wrong password
 // and a user whose feature is disabled. A failed check throws BenchError: no table is printed.
+import { buildLauncher, launcherInfo } from "../lib/helper_build.ts";
 import { run, runOrThrow } from "../lib/run.ts";
 import { diff, startSim } from "./sim.ts";
 import { fmt, median, percentile, table } from "./stats.ts";
@@ -163,8 +164,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
       throw new BenchError(`${f} is missing (deno task bench runs deno task build first)`);
     }
   }
-  // A short name: the helper's #! line, with this directory in it, must stay within 255 bytes.
-  const dir = await Deno.makeTempDir({ prefix: "pmb" });
+  const dir = await Deno.makeTempDir({ prefix: "pam_mapi_bench_" });
   try {
     await Deno.chmod(dir, 0o755);
     // Private copies: the module refuses a helper that is not root-owned in root-owned
@@ -173,19 +173,22 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     const module = `${dir}/pam_mapi.so`;
     const script = `${dir}/pam_exec_kopano.sh`;
     await Deno.copyFile(options.module, module);
-    // The bundle's #! line names the Deno cache directory it was built for (dist/cache in a
-    // checkout). The copy gets a fresh one, like the single-entry /var/cache/pam_mapi of an
-    // installation: dist/cache collects an entry for every temporary copy the tests run, and every
-    // helper start reads that SQLite cache's whole write-ahead log (~3 ms at 7 MB).
-    let text = await Deno.readTextFile(options.helper);
-    const fresh = text.replace(/^(#!.* DENO_DIR=)\S+/, `$1${dir}/c`);
-    if (text.startsWith("#!") && fresh.indexOf("\n") <= 255) text = fresh;
-    else if (text.startsWith("#!")) {
-      throw new BenchError(
-        `no room for ${dir}/c on the helper's #! line: set TMPDIR to a shorter directory`,
-      );
+    // The bundle's launcher has the Deno cache directory it was built for compiled in
+    // (dist/cache in a checkout). The copy gets a fresh one, like the single-entry
+    // /var/cache/pam_mapi of an installation: dist/cache collects an entry for every path the
+    // tests run a bundle from, and every helper start reads that SQLite cache's whole write-ahead
+    // log (~3 ms at 7 MB). A compiled helper is copied as it is.
+    const launcher = await launcherInfo(options.helper);
+    if (launcher) {
+      await Deno.copyFile(launcher.bundle, `${dir}/pam_mapi_helper.js`);
+      await buildLauncher(ROOT, helper, {
+        deno: launcher.deno,
+        bundle: `${dir}/pam_mapi_helper.js`,
+        cache: `${dir}/c`,
+      });
+    } else {
+      await Deno.copyFile(options.helper, helper);
     }
-    await Deno.writeTextFile(helper, text);
     await Deno.copyFile(options.baselineScript, script);
     for (const f of [helper, module, script]) await Deno.chmod(f, 0o755);
     const driver = `${dir}/pam_bench`;
@@ -327,7 +330,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
       "bench: checks passed: right password accepted, wrong password refused, " +
         `${FEATURE} disabled refused, with the same SOAP calls, for both`,
     );
-    const flags = /^#!.* run (.*)$/m.exec(text)?.[1] ?? "(not a #! bundle)";
+    const flags = launcher?.flags.replace(/^run /, "") ?? "(compiled helper)";
     const cached: string[] = [];
     for (const f of ["v8_code_cache_v2", "v8_code_cache_v2-wal"]) {
       try {

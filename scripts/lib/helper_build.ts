@@ -1,34 +1,21 @@
 // Builds dist/pam_mapi_helper: `deno compile` when its runtime can be had, otherwise the bundle
-// behind a `#!` line. Returns a short description of what it built.
+// dist/pam_mapi_helper.js started by a small C launcher (shim/launcher.c) as dist/pam_mapi_helper.
+// Returns a short description of what it built.
 import { run, runOrThrow, RunResult } from "./run.ts";
-
-// Linux reads at most 255 bytes of a `#!` line (BINPRM_BUF_SIZE); longer lines are cut silently.
-const MAX_SHEBANG = 255;
 
 // Permissions the helper needs: network for http(s)://, read for cafile= and file:// sockets,
 // write because Deno requires it to connect to a UNIX socket. The helper revokes what its
 // arguments do not need right after parsing them (src/permissions.ts). Everything else (env, run,
 // ffi, sys) stays denied, and --no-prompt means nothing can be granted later. (Deno allows imports
-// from a few well-known hosts by default; the helper revokes that at start-up too.)
+// from a few well-known hosts by default; the helper revokes that at start-up too.) The launcher
+// passes the same, in Deno's short forms, with the bundle's start-up flags (shim/launcher.c:
+// --ext=js, --v8-flags=--no-lazy,--jitless,--single-threaded; README "Performance").
 const PERMISSIONS = ["--allow-net", "--allow-read", "--allow-write"];
-
-// The same permissions as the bundle's #! line spells them: Deno's short forms, to leave room for
-// FAST_START within the 255 bytes Linux reads of that line.
-const SHORT_PERMISSIONS = ["-N", "-R", "-W"];
-
-// Start-up flags of the bundle (each login starts it; measured by scripts/bench, README
-// "Performance"). --ext=js: the file has no extension, so Deno would treat it as TypeScript and
-// transpile it and keep the emit in its cache. --no-lazy: V8 compiles every function when it
-// compiles the script, so its code cache holds them all instead of compiling them again on first
-// call in every run (~3 ms). --jitless and --single-threaded: no JIT tiers and no V8 worker
-// threads, which a 20 ms process never profits from (~1.5 ms, and less CPU). Dropped with a
-// warning when the paths leave no room for them on the #! line.
-const FAST_START = ["--ext=js", "--v8-flags=--no-lazy,--jitless,--single-threaded"];
 
 // An empty DENO_TLS_CA_STORE means no built-in roots (Deno's default is its bundled Mozilla set).
 const EXACT_TRUST = "DENO_TLS_CA_STORE=";
 
-// The environment a compiled helper bakes in with --env-file, as the bundle's #! line sets it.
+// The environment a compiled helper bakes in with --env-file, as the launcher sets it.
 // deno compile stores these in the executable's metadata; at start-up the runtime sets each one
 // that the process environment lacks (the shim passes only PATH) before it runs any code, and
 // builds the TLS root store lazily, on the first https:// connection, from DENO_TLS_CA_STORE
@@ -50,10 +37,21 @@ const DENORT_HELP = `deno compile needs the "denort" runtime of Deno ${Deno.vers
   "The full deno CLI is not a denort (its output only starts a REPL). " +
   '"deno task build" falls back to the bundle started by deno, which behaves the same.';
 
+/** Where the launcher finds Deno, the bundle and the code cache (all absolute). */
+export interface LauncherPaths {
+  deno: string;
+  bundle: string;
+  cache: string;
+}
+
+// The launcher has them compiled in as C string literals: keep them to plain path characters.
+const PLAIN_PATH = /^(\/[A-Za-z0-9._+@-]+)+$/;
+
 export async function buildHelper(root: string, dist: string): Promise<string> {
   const mode = Deno.env.get("PAM_MAPI_HELPER_MODE") ?? "auto";
   const out = `${dist}/pam_mapi_helper`;
   await Deno.remove(out).catch(() => {});
+  await Deno.remove(`${out}.js`).catch(() => {});
   if (mode !== "bundle") {
     const why = await tryCompile(root, out);
     if (why === null) return "deno compile standalone executable";
@@ -83,7 +81,7 @@ export async function compileHelper(
       "--no-remote", // everything comes from src/: no remote or npm module can be embedded
       "--no-npm",
       "--no-code-cache", // see COMPILED_ENV
-      // As on the bundle's #! line (FAST_START), less --no-lazy, which only pays with a code cache.
+      // As the launcher starts the bundle, less --no-lazy, which only pays with a code cache.
       "--v8-flags=--jitless,--single-threaded",
       `--env-file=${envFile}`,
       "--quiet",
@@ -129,8 +127,56 @@ async function tryCompile(root: string, out: string): Promise<string | null> {
   return null;
 }
 
+/**
+ * What a launcher was built with (`--launcher-info`: deno, bundle, cache, env, flags), or null for
+ * a compiled helper, which does not know that option.
+ */
+export async function launcherInfo(path: string): Promise<Record<string, string> | null> {
+  const r = await run(path, ["--launcher-info"], { stdin: "" });
+  if (r.code !== 0) return null;
+  return Object.fromEntries(
+    r.stdout.trimEnd().split("\n").map((l) => {
+      const i = l.indexOf("=");
+      return [l.slice(0, i), l.slice(i + 1)];
+    }),
+  );
+}
+
+/**
+ * Builds the launcher (make -C shim launcher, in a private directory: builds with other paths may
+ * run at the same time) and puts it at `out`.
+ */
+export async function buildLauncher(root: string, out: string, paths: LauncherPaths) {
+  for (const [what, path] of Object.entries(paths) as [string, string][]) {
+    if (!PLAIN_PATH.test(path) || path.split("/").some((c) => c === "." || c === "..")) {
+      throw new Error(
+        `the launcher's ${what} path must be absolute and plain (letters, digits, ._+@-): ${path}`,
+      );
+    }
+  }
+  const build = await Deno.makeTempDir({ prefix: "pam_mapi_launcher_" });
+  try {
+    await runOrThrow("make", [
+      "-C",
+      `${root}/shim`,
+      "--no-print-directory",
+      "-s",
+      `BUILD=${build}`,
+      `DENO_PATH=${paths.deno}`,
+      `BUNDLE_PATH=${paths.bundle}`,
+      `CACHE_DIR=${paths.cache}`,
+      "launcher",
+    ]);
+    await Deno.copyFile(`${build}/pam_mapi_helper`, out);
+    await Deno.chmod(out, 0o755);
+  } finally {
+    await Deno.remove(build, { recursive: true });
+  }
+}
+
 async function buildBundle(root: string, dist: string, out: string): Promise<void> {
-  const js = `${dist}/pam_mapi_helper.js`;
+  // Never executable by itself: only the launcher decides how Deno runs it.
+  const js = `${out}.js`;
   await runOrThrow(Deno.execPath(), [
     "bundle",
     "--quiet",
@@ -140,39 +186,15 @@ async function buildBundle(root: string, dist: string, out: string): Promise<voi
     js,
     `${root}/src/main.ts`,
   ], { cwd: root });
+  await Deno.chmod(js, 0o644);
   const deno = Deno.env.get("PAM_MAPI_DENO") ?? Deno.realPathSync(Deno.execPath());
   const cache = Deno.env.get("PAM_MAPI_CACHE_DIR") ?? `${dist}/cache`;
+  const bundle = Deno.env.get("PAM_MAPI_BUNDLE") ?? js;
   if (Deno.env.get("PAM_MAPI_CACHE_DIR") === undefined) {
     // dist/cache is ours: start it empty. Deno adds a V8 code cache entry for every path a
-    // bundle runs from (the tests run temporary copies) and never drops one, and every helper
-    // start reads the cache's whole SQLite write-ahead log: at 17 MB + a 24 MB log that cost
-    // 4 ms and 10 ms of CPU per login.
+    // bundle runs from and never drops one, and every helper start reads the cache's whole
+    // SQLite write-ahead log: at 17 MB + a 24 MB log that cost 4 ms and 10 ms of CPU per login.
     await Deno.remove(cache, { recursive: true }).catch(() => {});
   }
-  // env -S splits the line; the assignments give deno a fixed cache directory and no update check
-  // even when the shim starts us with an empty environment.
-  // DENO_TLS_CA_STORE= (empty) gives Deno an empty built-in root store, so https:// trusts exactly
-  // the certificates the helper passes: cafile=, or else the system bundle (src/tls_ca.ts).
-  const line = (flags: string[]) =>
-    `#!/usr/bin/env -S DENO_DIR=${cache} ${EXACT_TRUST} DENO_NO_UPDATE_CHECK=1 NO_COLOR=1 ` +
-    `${deno} ` +
-    `run --no-config --no-lock --no-prompt ${[...SHORT_PERMISSIONS, ...flags].join(" ")}`;
-  const fits = (s: string) => new TextEncoder().encode(s).length <= MAX_SHEBANG;
-  let shebang = line(FAST_START);
-  if (!fits(shebang)) {
-    shebang = line([]);
-    console.error(
-      `build: the helper's #! line has no room for ${FAST_START.join(" ")} (each login ` +
-        "starts about 4 ms slower); shorter PAM_MAPI_CACHE_DIR or PAM_MAPI_DENO paths make room",
-    );
-  }
-  if (!fits(shebang)) {
-    throw new Error(
-      `the helper's #! line is longer than ${MAX_SHEBANG} bytes; use shorter PAM_MAPI_CACHE_DIR or PAM_MAPI_DENO paths:\n${shebang}`,
-    );
-  }
-  const body = await Deno.readTextFile(js);
-  await Deno.writeTextFile(out, `${shebang}\n${body}`);
-  await Deno.chmod(out, 0o755);
-  await Deno.remove(js);
+  await buildLauncher(root, out, { deno, bundle, cache });
 }

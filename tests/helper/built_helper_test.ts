@@ -1,10 +1,10 @@
-// The built helper (the bundle behind its #! line, as scripts/build.ts makes it) runs from any
-// directory with an empty environment, answers --pam end to end, and writes nothing outside the
-// cache directory it was built with. compiled_helper_test.ts runs the same checks on the
-// `deno compile` executable.
+// The built helper (the bundle started by its launcher, as scripts/build.ts makes them) runs from
+// any directory with an empty environment, answers --pam end to end, and writes nothing outside
+// the cache directory it was built with. compiled_helper_test.ts runs the same checks on the
+// `deno compile` executable; tests/shim/code_cache_test.ts attacks the cache.
 import assert from "node:assert/strict";
 import { buildHelper } from "../../scripts/lib/helper_build.ts";
-import { checkBuiltHelper } from "./lib/built_checks.ts";
+import { checkBuiltHelper, isElf, launcherInfo, listTree } from "./lib/built_checks.ts";
 import { ROOT } from "./lib/helper.ts";
 
 Deno.test("built helper: env -i from another directory, --version, --pam, check", async () => {
@@ -14,7 +14,26 @@ Deno.test("built helper: env -i from another directory, --version, --pam, check"
   Deno.env.set("PAM_MAPI_CACHE_DIR", cache);
   try {
     assert.equal(await buildHelper(ROOT, dist), "bundle started by deno");
-    await checkBuiltHelper(`${dist}/pam_mapi_helper`, { cache });
+    const helper = `${dist}/pam_mapi_helper`;
+    assert.ok(await isElf(helper), "the launcher");
+    const info = await launcherInfo(helper);
+    assert.deepEqual(info && [info.deno, info.bundle, info.cache], [
+      Deno.realPathSync(Deno.execPath()),
+      `${dist}/pam_mapi_helper.js`,
+      cache,
+    ]);
+    assert.equal(
+      info?.env,
+      "DENO_TLS_CA_STORE= DENO_NO_UPDATE_CHECK=1 NO_COLOR=1 PATH=/usr/bin:/bin",
+    );
+    // The bundle cannot be executed by itself, past the launcher.
+    assert.equal((await Deno.stat(`${dist}/pam_mapi_helper.js`)).mode! & 0o7777, 0o644);
+    await checkBuiltHelper(helper, { cache });
+    // The launcher made the cache directory 0700, and Deno's files in it are root's alone.
+    assert.equal((await Deno.stat(cache)).mode! & 0o7777, 0o700);
+    for (const name of await listTree(cache)) {
+      assert.equal((await Deno.lstat(`${cache}/${name}`)).mode! & 0o077, 0, name);
+    }
   } finally {
     Deno.env.delete("PAM_MAPI_HELPER_MODE");
     Deno.env.delete("PAM_MAPI_CACHE_DIR");
@@ -27,7 +46,7 @@ Deno.test("built helper: the bundle stays small and loads check/help/TLS code on
   Deno.env.set("PAM_MAPI_HELPER_MODE", "bundle");
   try {
     await buildHelper(ROOT, dist);
-    const text = await Deno.readTextFile(`${dist}/pam_mapi_helper`);
+    const text = await Deno.readTextFile(`${dist}/pam_mapi_helper.js`);
     assert.ok(text.length < 120_000, `bundle is ${text.length} bytes`);
     // No npm code in the helper: the XML reader is our own.
     assert.ok(!text.includes("fast-xml-parser"));

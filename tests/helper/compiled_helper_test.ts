@@ -11,6 +11,7 @@ import {
   checkTlsTrust,
   compiledMetadata,
   isElf,
+  launcherInfo,
   listTree,
 } from "./lib/built_checks.ts";
 import { ROOT } from "./lib/helper.ts";
@@ -41,13 +42,14 @@ Deno.test("compiled helper: deno compile bakes in its permissions, environment a
     assert.equal(r.code, 0, r.stderr);
     assert.ok(await isElf(out));
     const meta = await compiledMetadata(out);
-    // The #! line's environment, without DENO_DIR (a compiled executable does not use it).
+    // The launcher's environment, without DENO_DIR (a compiled executable does not use it).
     assert.deepEqual(meta.env_vars_from_env_file, {
       DENO_TLS_CA_STORE: "",
       DENO_NO_UPDATE_CHECK: "1",
       NO_COLOR: "1",
     });
-    // No V8 code cache: it would be read from $TMPDIR (/tmp) by a root process.
+    // No V8 code cache (--no-code-cache): it would be read from $TMPDIR (/tmp) by a root
+    // process, where any local user can create it first (issue 10: code-cache poisoning).
     assert.equal(meta.code_cache_key, null);
     // No certificate store chosen at build time: DENO_TLS_CA_STORE from the environment decides.
     assert.equal(meta.ca_stores, null);
@@ -84,6 +86,8 @@ Deno.test({
       assert.equal(await buildHelper(ROOT, dist), "deno compile standalone executable");
       const helper = `${dist}/pam_mapi_helper`;
       assert.ok(await isElf(helper));
+      assert.equal(await launcherInfo(helper), null, "a launcher, not the compiled helper");
+      assert.ok(!(await listTree(dist)).includes("pam_mapi_helper.js"));
       await checkBuiltHelper(helper, { tmpdir });
       if (Deno.uid() === 0) await checkTlsTrust(helper);
       else console.log("compiled helper: TLS trust not checked (needs root)");

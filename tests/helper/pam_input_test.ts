@@ -2,7 +2,7 @@
 // requests and bad module arguments (PAM_SERVICE_ERR); failover across sockets.
 import assert from "node:assert/strict";
 import { startFixtureServer } from "./lib/fixture_server.ts";
-import { runHelper, runPam } from "./lib/helper.ts";
+import { pamRequest, runHelper, runPam } from "./lib/helper.ts";
 import { startRawServer } from "./lib/raw_server.ts";
 
 const enc = new TextEncoder();
@@ -186,4 +186,33 @@ Deno.test("--pam reads at most 64 KiB + 1 and never prompts; usage errors exit 3
   const v = await runHelper(["--version"]);
   assert.equal(v.code, 0);
   assert.match(v.stdout, /^pam_mapi_helper \d+\.\d+\.\d+\n/);
+});
+
+Deno.test("the launcher's --cache-untrusted=: one warning first in every reply, only in front", async () => {
+  const note = "--cache-untrusted=/var/cache/pam_mapi not used: directory /var is writable by " +
+    "group or others";
+  const warning = {
+    priority: "warning",
+    message: "code cache /var/cache/pam_mapi not used: directory /var is writable by group or " +
+      "others; running without it",
+  };
+  // A verdict, and an error reply: the warning comes first, once.
+  let r = await runHelper([note, "--pam"], { stdin: pamRequest({ user: "alice", password: "" }) });
+  let reply = JSON.parse(r.stdout);
+  assert.equal(reply.result, "PAM_AUTH_ERR");
+  assert.deepEqual(reply.log[0], warning);
+  assert.equal(reply.log.filter((l: { priority: string }) => l.priority === "warning").length, 1);
+  r = await runHelper([note, "--pam"], { stdin: "{}" });
+  reply = JSON.parse(r.stdout);
+  assert.equal(reply.result, "PAM_SERVICE_ERR");
+  assert.deepEqual(reply.log[0], warning);
+  // Without it, no warning; anywhere but in front, it is an unknown argument.
+  r = await runHelper(["--pam"], { stdin: "{}" });
+  assert.ok(!r.stdout.includes("code cache"), r.stdout);
+  const u = await runHelper(["--pam", note]);
+  assert.equal(u.code, 3);
+  assert.match(u.stderr, /Usage: pam_mapi_helper/);
+  const v = await runHelper([note, "--version"]);
+  assert.equal(v.code, 0, v.stderr);
+  assert.match(v.stdout, /^pam_mapi_helper \d/);
 });

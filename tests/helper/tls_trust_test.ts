@@ -1,10 +1,10 @@
 // The built helper trusts exactly one set of CA certificates for https://: cafile= when given,
 // otherwise the system bundle. Deno's own bundled roots are switched off (DENO_TLS_CA_STORE empty:
-// in the bundle's #! line, or baked into a compiled helper), so cafile= narrows trust to the
+// set by the bundle's launcher, or baked into a compiled helper), so cafile= narrows trust to the
 // administrator's CA instead of adding it to a public set. The system bundle is swapped for a test
 // CA inside a private mount namespace (root only), so the machine's real bundle is never touched.
 import assert from "node:assert/strict";
-import { checkTlsTrust, compiledMetadata, isElf } from "./lib/built_checks.ts";
+import { checkTlsTrust, compiledMetadata, isElf, launcherInfo } from "./lib/built_checks.ts";
 import { ROOT } from "./lib/helper.ts";
 
 const HELPER = `${ROOT}/dist/pam_mapi_helper`;
@@ -14,17 +14,18 @@ Deno.test({
   name: "built helper: https trusts cafile= only, or else the system bundle only",
   ignore: !isRoot,
   async fn() {
-    if (await isElf(HELPER)) {
+    const launcher = await launcherInfo(HELPER);
+    if (launcher) {
+      // The launcher sets the exact-trust switch (an empty value, not "mozilla" or "system").
+      assert.match(launcher.env, /(^| )DENO_TLS_CA_STORE=( |$)/);
+    } else {
+      assert.ok(await isElf(HELPER));
       const meta = await compiledMetadata(HELPER);
       assert.deepEqual(meta.env_vars_from_env_file, {
         DENO_TLS_CA_STORE: "",
         DENO_NO_UPDATE_CHECK: "1",
         NO_COLOR: "1",
       });
-    } else {
-      const shebang = (await Deno.readTextFile(HELPER)).split("\n")[0];
-      // The exact-trust switch is in the #! line (an empty value, not "mozilla" or "system").
-      assert.match(shebang, / DENO_TLS_CA_STORE= /);
     }
     await checkTlsTrust(HELPER);
   },

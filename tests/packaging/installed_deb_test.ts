@@ -17,6 +17,7 @@ const PACKAGES = `${ROOT}/dist/packages`;
 const PKG = "libpam-mapi";
 const HELPER = "/usr/libexec/pam_mapi/pam_mapi_helper";
 const RUNTIME = "/usr/libexec/pam_mapi/deno";
+const BUNDLE = "/usr/share/pam_mapi/pam_mapi_helper.js";
 const CACHE = "/var/cache/pam_mapi";
 const EXAMPLE = "/usr/share/doc/libpam-mapi/examples/pam.d/smtp";
 const UNIT = "/lib/systemd/system/pam_mapi.service";
@@ -135,7 +136,7 @@ Deno.test({
           "/usr/share/man/man8/pam_mapi_helper.8.gz",
           "/usr/share/doc/libpam-mapi/README.md.gz",
           EXAMPLE,
-          ...(isBundle ? [RUNTIME, CACHE] : []),
+          ...(isBundle ? [RUNTIME, BUNDLE, CACHE] : []),
         ]
       ) assert.ok(installed.includes(path), `${path} not in dpkg -L ${PKG}`);
       assert.deepEqual(installed.filter((p) => p.startsWith("/etc")), []);
@@ -203,16 +204,38 @@ Deno.test({
       assert.equal(check.code, 0, check.stdout + check.stderr);
       assert.match(check.stdout, /result: PAM_SUCCESS \(exit 0\)/);
       if (isBundle) {
+        // The bundle is not executable past its launcher; only root can write the cache, which
+        // is therefore trusted.
+        assert.equal((await Deno.stat(BUNDLE)).mode! & 0o7777, 0o644);
+        const cache = await Deno.stat(CACHE);
+        assert.deepEqual([cache.uid, cache.mode! & 0o022], [0, 0]);
+        assert.doesNotMatch(check.stdout, /code cache/);
         // Deno kept its code cache where the package said (written by root, read on the next run).
         assert.ok([...Deno.readDirSync(CACHE)].length > 0, `${CACHE} is empty`);
-        // Installing over it (as an upgrade does) drops the old helper's cache (postinst).
+        // A cache directory others can write is not used, and check says so.
+        await Deno.chmod(CACHE, 0o777);
+        const open = await run(HELPER, ["check", "alice", `socket=${url}`], { stdin: "secret\n" });
+        await Deno.chmod(CACHE, cache.mode! & 0o7777);
+        assert.equal(open.code, 0, open.stdout + open.stderr);
+        assert.match(
+          open.stdout,
+          /^syslog warning: code cache \/var\/cache\/pam_mapi not used: directory \/var\/cache\/pam_mapi is writable by group or others; running without it$/m,
+        );
+        // Installing over it (as an upgrade does) drops the old helper's cache (postinst), and
+        // makes a directory an older helper left open to others root's alone again.
+        await Deno.chmod(CACHE, 0o777);
+        await Deno.writeTextFile(`${CACHE}/planted`, "");
+        await Deno.chown(`${CACHE}/planted`, 65534, 65534);
         const again = await run("dpkg", ["-i", deb!]);
         assert.equal(again.code, 0, again.stdout + again.stderr);
         assert.deepEqual([...Deno.readDirSync(CACHE)], [], `${CACHE} not emptied on upgrade`);
+        const fixed = await Deno.stat(CACHE);
+        assert.deepEqual([fixed.uid, fixed.mode! & 0o022], [0, 0], `${CACHE} still open`);
         const check2 = await run(HELPER, ["check", "alice", `socket=${url}`], {
           stdin: "secret\n",
         });
         assert.equal(check2.code, 0, check2.stdout + check2.stderr);
+        assert.doesNotMatch(check2.stdout, /code cache/);
       }
 
       // Purge: no warning (a directory left behind would be one), nothing of the package left

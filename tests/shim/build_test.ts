@@ -1,5 +1,6 @@
 // The module as a file: exactly the three PAM entry points exported, hardening flags in effect,
-// warning-free with gcc and clang, and the compiled-in default helper path.
+// warning-free with gcc and clang, and the compiled-in default helper path. The bundled helper's
+// launcher (shim/launcher.c) likewise: hardened, warning-free, libc only.
 import assert from "node:assert/strict";
 import {
   ASAN,
@@ -60,11 +61,41 @@ Deno.test("the module builds warning-free (-Werror) with clang too", async () =>
       "CC=clang-14",
       "all",
       "asan",
+      "launcher",
     ]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.doesNotMatch(r.stderr, /warning:/);
     const names = (await runOk("nm", ["-D", "--defined-only", `${dir}/pam_mapi.so`])).stdout;
     assert.equal(names.trim().split("\n").length, 3);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("the launcher: PIE, full RELRO, BIND_NOW, non-executable stack, stack protector, fortify, libc only", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "pam_mapi_launcher_build_" });
+  try {
+    await runOk("make", ["-s", "-C", `${ROOT}/shim`, `BUILD=${dir}`, "launcher"]);
+    const exe = `${dir}/pam_mapi_helper`;
+    const head = (await runOk("readelf", ["-h", "-W", exe])).stdout;
+    assert.match(head, /Type:\s+DYN /, "position-independent executable");
+    const dyn = (await runOk("readelf", ["-d", "-W", exe])).stdout;
+    assert.match(dyn, /\(FLAGS\)\s+BIND_NOW/);
+    assert.match(dyn, /\(FLAGS_1\)\s+Flags: NOW PIE/);
+    const needed = [...dyn.matchAll(/\(NEEDED\).*\[(.*)\]/g)].map((m) => m[1]);
+    assert.deepEqual(needed, ["libc.so.6"]);
+    const seg = (await runOk("readelf", ["-l", "-W", exe])).stdout;
+    assert.match(seg, /GNU_RELRO/);
+    assert.match(seg, /GNU_STACK\s+(\S+\s+){5}RW /, "stack not executable");
+    const undef = (await runOk("nm", ["-D", "--undefined-only", exe])).stdout;
+    assert.match(undef, /__stack_chk_fail/);
+    assert.match(undef, /__\w+_chk\b/, "a _FORTIFY_SOURCE checked function is used");
+    // The packaged paths by default.
+    const info = await runOk(exe, ["--launcher-info"]);
+    assert.match(
+      info.stdout,
+      /^deno=\/usr\/libexec\/pam_mapi\/deno\nbundle=\/usr\/share\/pam_mapi\/pam_mapi_helper\.js\ncache=\/var\/cache\/pam_mapi\n/,
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

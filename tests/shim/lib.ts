@@ -81,6 +81,23 @@ export async function tempDir(): Promise<string> {
   return dir;
 }
 
+export const BUILT_HELPER = `${ROOT}/dist/pam_mapi_helper`;
+
+/** A private root-owned copy of the built helper (deno task build may rewrite dist/ meanwhile). */
+export async function builtHelperCopy(): Promise<{ dir: string; helper: string }> {
+  await build();
+  try {
+    await Deno.stat(BUILT_HELPER);
+  } catch {
+    throw new Error(`${BUILT_HELPER} is missing: run "deno task build" (deno task test does)`);
+  }
+  const dir = await tempDir();
+  const helper = `${dir}/pam_mapi_helper`;
+  await Deno.copyFile(BUILT_HELPER, helper);
+  await Deno.chmod(helper, 0o755);
+  return { dir, helper };
+}
+
 /** A fresh temp directory (0755, root) holding a copy of the fake helper under `name`. */
 export async function helperDir(name = "fake_helper"): Promise<{ dir: string; helper: string }> {
   const dir = await tempDir();

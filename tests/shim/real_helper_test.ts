@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { startKopanoSim } from "../kopano_sim/mod.ts";
 import {
-  build,
+  builtHelperCopy,
   line,
   LOG_DEBUG,
   LOG_ERR,
@@ -13,29 +13,11 @@ import {
   LOG_NOTICE,
   pamConf,
   pamtester,
-  ROOT,
   runDriver,
-  tempDir,
   VARIANTS,
 } from "./lib.ts";
 
-const BUILT_HELPER = `${ROOT}/dist/pam_mapi_helper`;
 const UNREACHABLE = "http://127.0.0.1:1/kopano"; // nothing listens on port 1
-
-/** A private root-owned copy of the built helper (deno task build may rewrite dist/ meanwhile). */
-async function helperCopy(): Promise<{ dir: string; helper: string }> {
-  await build();
-  try {
-    await Deno.stat(BUILT_HELPER);
-  } catch {
-    throw new Error(`${BUILT_HELPER} is missing: run "deno task build" (deno task test does)`);
-  }
-  const dir = await tempDir();
-  const helper = `${dir}/pam_mapi_helper`;
-  await Deno.copyFile(BUILT_HELPER, helper);
-  await Deno.chmod(helper, 0o755);
-  return { dir, helper };
-}
 
 const threadUsers = Array.from({ length: 8 }, (_, t) => ({
   name: `alice-t${t}`,
@@ -69,7 +51,7 @@ for (const v of VARIANTS) {
   };
 
   Deno.test(`${v.name}: real helper: success, wrong password, feature, unavailable, arguments`, async () => {
-    const { dir, helper } = await helperCopy();
+    const { dir, helper } = await builtHelperCopy();
     await withSim(async (url, openSessions) => {
       const s = `socket=${url}`;
       // Success; account follows for the same user.
@@ -194,7 +176,7 @@ for (const v of VARIANTS) {
   });
 
   Deno.test(`${v.name}: real helper: quiet drops only the refused-logon line; debug adds steps`, async () => {
-    const { dir, helper } = await helperCopy();
+    const { dir, helper } = await builtHelperCopy();
     await withSim(async (url) => {
       const s = `socket=${url}`;
       const outcome = async (args: string[], user: string, pw: string) =>
@@ -243,7 +225,7 @@ for (const v of VARIANTS) {
   });
 
   Deno.test(`${v.name}: real helper: threads, repeated runs, hosts that reap children`, async () => {
-    const { dir, helper } = await helperCopy();
+    const { dir, helper } = await builtHelperCopy();
     await withSim(async (url, openSessions) => {
       const conf = await pamConf(dir, {
         mapi: [line(v, "auth", [`helper=${helper}`, `socket=${url}`])],
@@ -297,7 +279,7 @@ for (const v of VARIANTS) {
   });
 
   Deno.test(`${v.name}: real helper through pamtester under pam_wrapper`, async () => {
-    const { dir, helper } = await helperCopy();
+    const { dir, helper } = await builtHelperCopy();
     await withSim(async (url) => {
       const conf = await pamConf(dir, {
         smtp: [line(v, "auth", [`helper=${helper}`, `socket=${url}`]), line(v, "account", [])],

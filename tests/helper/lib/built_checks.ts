@@ -1,10 +1,12 @@
-// The checks every built helper must pass, whichever way it was built: the bundle behind its #!
-// line (built_helper_test.ts, and dist/pam_mapi_helper in tls_trust_test.ts) and the `deno compile`
-// executable (compiled_helper_test.ts). Each runs the helper as a process, the way the shim does.
+// The checks every built helper must pass, whichever way it was built: the bundle started by its
+// launcher (built_helper_test.ts, and dist/pam_mapi_helper in tls_trust_test.ts) and the `deno
+// compile` executable (compiled_helper_test.ts). Each runs the helper as a process, the way the shim
+// does.
 import assert from "node:assert/strict";
 import { startKopanoSim } from "../../kopano_sim/mod.ts";
 import { makeTestPki } from "../../lib/pki.ts";
 import { pamRequest, runHelper } from "./helper.ts";
+export { launcherInfo } from "../../../scripts/lib/helper_build.ts";
 
 export async function listTree(dir: string): Promise<string[]> {
   const out: string[] = [];
@@ -18,7 +20,7 @@ export async function listTree(dir: string): Promise<string[]> {
 }
 
 export interface BuiltHelperExpectations {
-  /** The bundle's DENO_DIR: V8's code cache must land there (and only there). */
+  /** The launcher's cache directory: V8's code cache must land there (and only there). */
   cache?: string;
   /** A directory given as TMPDIR that must stay empty (the compiled helper keeps no code cache). */
   tmpdir?: string;
@@ -54,7 +56,10 @@ export async function checkBuiltHelper(
       const r = await runHelper(["--pam"], { ...opts, stdin });
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.stderr, "");
-      return JSON.parse(r.stdout).result;
+      const reply = JSON.parse(r.stdout);
+      // The cache was trusted (the launcher said nothing), or there is none (compiled).
+      assert.ok(!r.stdout.includes("code cache"), r.stdout);
+      return reply.result;
     };
     for (const url of [sim.urls.http[0], sim.urls.unix[0]]) {
       assert.equal(await pam("secret", [`socket=${url}`, "service=pop3"]), "PAM_SUCCESS", url);
@@ -106,7 +111,7 @@ async function checkWithSystemBundle(helper: string, bundle: string, args: strin
 
 /**
  * https:// trusts exactly cafile= when given, otherwise exactly the system bundle: Deno's own
- * roots are off (DENO_TLS_CA_STORE empty, from the #! line or baked into the executable). The
+ * roots are off (DENO_TLS_CA_STORE empty, set by the launcher or baked into the executable). The
  * system bundle is swapped for a test CA inside a private mount namespace, so this needs root.
  */
 export async function checkTlsTrust(helper: string): Promise<void> {
@@ -139,7 +144,7 @@ export async function checkTlsTrust(helper: string): Promise<void> {
   }
 }
 
-/** True when `path` starts with the ELF magic (a compiled helper), false for a #! script. */
+/** True when `path` starts with the ELF magic (the launcher or a compiled helper). */
 export async function isElf(path: string): Promise<boolean> {
   const f = await Deno.open(path);
   try {

@@ -74,7 +74,7 @@ export async function runHelper(argv: string[], opts: RunOptions = {}): Promise<
     cmd = "/usr/bin/time";
   }
   const start = performance.now();
-  // The built helper's #! line empties Deno's built-in root store; do the same for the source.
+  // The built helper's launcher empties Deno's built-in root store; do the same for the source.
   const env = opts.helper ? opts.env : { DENO_TLS_CA_STORE: "", ...opts.env };
   const child = new Deno.Command(cmd, {
     args,

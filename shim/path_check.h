@@ -1,0 +1,37 @@
+/* May this file be run (or this directory be trusted)? Shared by the module (the helper file,
+ * SPEC 3) and the helper's launcher (the Deno runtime, the bundle, the code cache directory). */
+#ifndef PAM_MAPI_PATH_CHECK_H
+#define PAM_MAPI_PATH_CHECK_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#define PATH_CHECK_MAX_LINKS 40   /* as the kernel's MAXSYMLINKS */
+
+/* Who may own what is trusted: root, and optionally one more uid (the launcher's euid). */
+struct path_owners {
+	uid_t extra;
+	int has_extra;
+};
+
+#define PATH_CHECK_EXEC 1         /* the file must be executable */
+
+/* Resolves the absolute path by hand and checks the file it names: a regular file owned by a
+ * trusted owner that neither group nor others can write (and executable with PATH_CHECK_EXEC).
+ * Returns 0 and a malloc'd resolved path in *resolved (the path to open or execute), or -1 with a
+ * one-line reason in why. */
+int path_check_file(const char *path, const struct path_owners *own, int flags, char **resolved,
+		    char *why, size_t whylen);
+
+/* The same for a directory: owned by a trusted owner, not writable by group or others (no sticky
+ * exception: it is the directory whose entries are used). */
+int path_check_dir(const char *path, const struct path_owners *own, char **resolved, char *why,
+		   size_t whylen);
+
+/* "root" or "root or uid N", for messages. */
+const char *path_owners_text(const struct path_owners *own, char *buf, size_t len);
+
+/* Whether uid is a trusted owner. */
+int path_owner_ok(const struct path_owners *own, uid_t uid);
+
+#endif
