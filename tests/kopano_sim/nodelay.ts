@@ -10,12 +10,13 @@
 
 const IPPROTO_TCP = 6;
 const TCP_NODELAY = 1;
-const LISTEN = "0A"; // st column of /proc/net/tcp
+/** The st column of /proc/net/tcp. */
+const STATES = { established: "01", listen: "0A" };
 
-/** Inodes of listening TCP sockets on `port` (any address; ours or not, filtered later). */
-function listeningInodes(port: number): Set<string> {
-  const hexPort = port.toString(16).toUpperCase().padStart(4, "0");
-  const inodes = new Set<string>();
+/** Inodes of TCP sockets on local `port` in that state (and with that peer port), any process. */
+function inodes(port: number, state: keyof typeof STATES, peerPort?: number): Set<string> {
+  const hex = (p: number) => `:${p.toString(16).toUpperCase().padStart(4, "0")}`;
+  const found = new Set<string>();
   for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
     let text: string;
     try {
@@ -25,16 +26,20 @@ function listeningInodes(port: number): Set<string> {
     }
     for (const line of text.split("\n").slice(1)) {
       const f = line.trim().split(/\s+/);
-      if (f.length > 9 && f[1].endsWith(`:${hexPort}`) && f[3] === LISTEN) inodes.add(f[9]);
+      if (f.length < 10 || !f[1].endsWith(hex(port)) || f[3] !== STATES[state]) continue;
+      if (peerPort === undefined || f[2].endsWith(hex(peerPort))) found.add(f[9]);
     }
   }
-  return inodes;
+  return found;
 }
 
-/** Sets TCP_NODELAY on this process's socket listening on `port`; throws when it cannot. */
-export function setListenerNoDelay(port: number): void {
-  const inodes = listeningInodes(port);
-  let fd = -1;
+/** This process's descriptor of the TCP socket on local `port` in that state; throws if none. */
+export function ownTcpSocket(
+  port: number,
+  state: keyof typeof STATES,
+  peerPort?: number,
+): number {
+  const wanted = inodes(port, state, peerPort);
   for (const e of Deno.readDirSync("/proc/self/fd")) {
     let target: string;
     try {
@@ -43,21 +48,45 @@ export function setListenerNoDelay(port: number): void {
       continue; // closed meanwhile
     }
     const m = /^socket:\[(\d+)\]$/.exec(target);
-    if (m && inodes.has(m[1])) {
-      fd = Number(e.name);
-      break;
-    }
+    if (m && wanted.has(m[1])) return Number(e.name);
   }
-  if (fd < 0) throw new Error(`no listening socket of ours on port ${port}`);
-  const libc = Deno.dlopen("libc.so.6", {
-    setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
-  });
+  throw new Error(`no ${state} TCP socket of ours on port ${port}`);
+}
+
+const SYMBOLS = {
+  setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
+  getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
+} as const;
+
+function withLibc<T>(
+  fn: (libc: Deno.DynamicLibrary<typeof SYMBOLS>["symbols"]) => T,
+): T {
+  const libc = Deno.dlopen("libc.so.6", SYMBOLS);
   try {
-    const one = new Int32Array([1]);
-    if (libc.symbols.setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, one, 4) !== 0) {
-      throw new Error(`setsockopt(TCP_NODELAY) failed on fd ${fd}`);
-    }
+    return fn(libc.symbols);
   } finally {
     libc.close();
   }
+}
+
+/** Sets TCP_NODELAY on this process's socket listening on `port`; throws when it cannot. */
+export function setListenerNoDelay(port: number): void {
+  const fd = ownTcpSocket(port, "listen");
+  withLibc((c) => {
+    if (c.setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, new Int32Array([1]), 4) !== 0) {
+      throw new Error(`setsockopt(TCP_NODELAY) failed on fd ${fd}`);
+    }
+  });
+}
+
+/** Whether TCP_NODELAY is set on descriptor `fd` (tests). */
+export function hasNoDelay(fd: number): boolean {
+  const value = new Int32Array(1);
+  const len = new Uint32Array([4]);
+  return withLibc((c) => {
+    if (c.getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, value, len) !== 0) {
+      throw new Error(`getsockopt(TCP_NODELAY) failed on fd ${fd}`);
+    }
+    return value[0] !== 0;
+  });
 }
