@@ -5,8 +5,7 @@
 // connected to the server, not a timing that load could blur.
 import assert from "node:assert/strict";
 import { run } from "../../scripts/lib/run.ts";
-import { startKopanoSim } from "../kopano_sim/mod.ts";
-import { makeTestPki } from "../lib/pki.ts";
+import { simEnv, testPki } from "../sim/lib/env.ts";
 import { DENO_FLAGS, MAIN, pamRequest } from "./lib/helper.ts";
 
 /** The traced calls made on one file descriptor, from its connect() to its close(). */
@@ -34,74 +33,63 @@ function callsOnSocket(trace: string, peer: string): SocketCalls {
 const WRITES = /^(write|writev|sendto|sendmsg)\(/;
 
 Deno.test("nodelay: TCP_NODELAY before the first byte, each request in one write", async () => {
-  const pki = await makeTestPki();
-  const dir = await Deno.makeTempDir({ prefix: "pam_mapi_nodelay_" });
-  const sim = await startKopanoSim({
-    listen: ["127.0.0.1:0"],
-    tls: { listen: "127.0.0.1:0", certFile: pki.certFile, keyFile: pki.keyFile },
-    unix: `${dir}/server.sock`,
-    unixPeer: "user",
-  });
-  try {
-    const port = (url: string) => new URL(url).port;
-    const cases = [
-      { url: sim.urls.http[0], peer: `sin_port=htons(${port(sim.urls.http[0])})`, tcp: true },
-      {
-        url: sim.urls.https[0],
-        peer: `sin_port=htons(${port(sim.urls.https[0])})`,
-        tcp: true,
-        tls: true,
-      },
-      { url: sim.urls.unix[0], peer: `sun_path="${dir}/server.sock"`, tcp: false },
-    ];
-    for (const c of cases) {
-      const trace = `${dir}/trace`;
-      sim.clearRequests();
-      const r = await run("strace", [
-        "-f",
-        "-qq",
-        "-o",
-        trace,
-        "-s",
-        "16",
-        "-e",
-        "trace=connect,setsockopt,write,writev,sendto,sendmsg,close",
-        Deno.execPath(),
-        ...DENO_FLAGS,
-        MAIN,
-        "--pam",
-      ], {
-        env: { DENO_TLS_CA_STORE: "" },
-        stdin: pamRequest({
-          user: "bob",
-          password: "bobpass",
-          args: [`socket=${c.url}`, "service=imap", ...(c.tls ? [`cafile=${pki.caFile}`] : [])],
-        }),
-      });
-      assert.equal(r.code, 0, r.stderr);
-      assert.equal(JSON.parse(r.stdout).result, "PAM_SUCCESS", `${c.url}: ${r.stdout}`);
-      const { fd, calls } = callsOnSocket(await Deno.readTextFile(trace), c.peer);
-      const nodelay = calls.findIndex((l) =>
-        l.startsWith(`setsockopt(${fd}, SOL_TCP, TCP_NODELAY, [1], 4) = 0`)
-      );
-      const firstWrite = calls.findIndex((l) => WRITES.test(l));
-      if (c.tcp) {
-        assert.ok(nodelay >= 0 && nodelay < firstWrite, `${c.url}: ${calls.join("\n")}`);
-      } else {
-        assert.equal(nodelay, -1, "a UNIX socket has no Nagle: nothing to set");
-      }
-      // logon, getUser, logoff: three requests, three writes (under TLS the records are
-      // encrypted; the handshake adds its own writes, so only plain text is counted).
-      assert.equal(sim.requests.length, 3, c.url);
-      if (!c.tls) {
-        const writes = calls.filter((l) => WRITES.test(l));
-        assert.equal(writes.length, 3, `${c.url}: ${writes.join("\n")}`);
-        for (const w of writes) assert.match(w, /^\w+\(\d+, "POST \//);
-      }
+  await using env = await simEnv({ unixPeer: "user" }); // the password is checked on file:// too
+  const { sim, dir } = env;
+  const pki = await testPki();
+  const port = (url: string) => new URL(url).port;
+  const cases = [
+    { url: sim.urls.http[0], peer: `sin_port=htons(${port(sim.urls.http[0])})`, tcp: true },
+    {
+      url: sim.urls.https[0],
+      peer: `sin_port=htons(${port(sim.urls.https[0])})`,
+      tcp: true,
+      tls: true,
+    },
+    { url: sim.urls.unix[0], peer: `sun_path="${dir}/server.sock"`, tcp: false },
+  ];
+  for (const c of cases) {
+    const trace = `${dir}/trace`;
+    sim.clearRequests();
+    const r = await run("strace", [
+      "-f",
+      "-qq",
+      "-o",
+      trace,
+      "-s",
+      "16",
+      "-e",
+      "trace=connect,setsockopt,write,writev,sendto,sendmsg,close",
+      Deno.execPath(),
+      ...DENO_FLAGS,
+      MAIN,
+      "--pam",
+    ], {
+      env: { DENO_TLS_CA_STORE: "" },
+      stdin: pamRequest({
+        user: "bob",
+        password: "bobpass",
+        args: [`socket=${c.url}`, "service=imap", ...(c.tls ? [`cafile=${pki.caFile}`] : [])],
+      }),
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).result, "PAM_SUCCESS", `${c.url}: ${r.stdout}`);
+    const { fd, calls } = callsOnSocket(await Deno.readTextFile(trace), c.peer);
+    const nodelay = calls.findIndex((l) =>
+      l.startsWith(`setsockopt(${fd}, SOL_TCP, TCP_NODELAY, [1], 4) = 0`)
+    );
+    const firstWrite = calls.findIndex((l) => WRITES.test(l));
+    if (c.tcp) {
+      assert.ok(nodelay >= 0 && nodelay < firstWrite, `${c.url}: ${calls.join("\n")}`);
+    } else {
+      assert.equal(nodelay, -1, "a UNIX socket has no Nagle: nothing to set");
     }
-  } finally {
-    await sim.close();
-    await Deno.remove(dir, { recursive: true });
-    await Deno.remove(pki.dir, { recursive: true });
+    // logon, getUser, logoff: three requests, three writes (under TLS the records are
+    // encrypted; the handshake adds its own writes, so only plain text is counted).
+    assert.equal(sim.requests.length, 3, c.url);
+    if (!c.tls) {
+      const writes = calls.filter((l) => WRITES.test(l));
+      assert.equal(writes.length, 3, `${c.url}: ${writes.join("\n")}`);
+      for (const w of writes) assert.match(w, /^\w+\(\d+, "POST \//);
+    }
   }
 });
