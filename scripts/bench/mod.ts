@@ -11,7 +11,7 @@ import { makeTestPki } from "../../tests/lib/pki.ts";
 import { run, runOrThrow } from "../lib/run.ts";
 import { diff, startSim } from "./sim.ts";
 import { fmt, median, percentile, table } from "./stats.ts";
-import { firstTlsCost } from "./tls_cost.ts";
+import { TlsCostProbes } from "./tls_cost.ts";
 
 export const ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
 
@@ -37,7 +37,7 @@ export interface BenchOptions {
   clients: number[];
   throughputMs: number;
   throughputRounds: number;
-  /** Fresh processes that measure Deno's first-TLS cost (scripts/bench/tls_cost.ts), per kind. */
+  /** Fresh processes per latency round that measure Deno's first-TLS cost (tls_cost.ts). */
   tlsProbes: number;
   /** The listener the https:// row uses (tests set "plain" to see the transport check fail). */
   tlsListener?: "tls" | "plain";
@@ -56,7 +56,7 @@ export const DEFAULTS = {
   clients: [1, 4, 8],
   throughputMs: 1000,
   throughputRounds: 3,
-  tlsProbes: 10,
+  tlsProbes: 3,
 } satisfies BenchOptions;
 
 /** A check failed: the numbers would not mean anything. */
@@ -385,13 +385,16 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
       `bench: helper: deno run ${flags}; V8 code cache ${cached.join(" + ") || "NOT written"}`,
     );
 
-    // --- latency, one client: rounds alternate which contender goes first.
+    // --- latency, one client: rounds alternate which contender goes first. Each round also
+    // measures Deno's first-TLS cost in fresh processes, under the same load.
     const lat = new Map<Case, DriverRun[]>(cases.map((c) => [c, []]));
+    const probes = new TlsCostProbes(sim.httpsUrl!, pki.caFile);
     for (let round = 0; round < options.latencyRounds; round++) {
       const order = round % 2 === 0 ? cases : [...cases].reverse();
       for (const c of order) {
         lat.get(c)!.push(await timed(c, ["--count", String(options.latencyCount)], 1));
       }
+      for (let i = 0; i < options.tlsProbes; i++) await probes.take();
     }
     // --- throughput, K clients for a fixed time each; rounds (median taken) so that a burst of
     // other work on the machine spoils one run, not the figure.
@@ -493,7 +496,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     // https:// next to http://: what a forked helper pays for TLS, against Deno's own first-TLS
     // cost measured in fresh processes right now (README "Performance" explains where it goes).
     const s50 = percentile(find("pam_mapi", "plain", "https").latMs, 50);
-    const tls = await firstTlsCost(sim.httpsUrl!, pki.caFile, options.tlsProbes);
+    const tls = probes.result();
     print(
       `https: pam_mapi https:// p50 ${fmt(s50)} ms = http:// p50 ${fmt(p50)} ms + ` +
         `${fmt(s50 - p50)} ms (${fmt(s50 / p50, 2)} x)`,

@@ -35,19 +35,30 @@ async function probe(url: string, caFile: string, mode: "tls" | "rng") {
   return JSON.parse(r.stdout) as { first: number; second: number; rng?: number };
 }
 
-/** Runs `runs` probes of each kind, alternating; returns the medians. */
-export async function firstTlsCost(url: string, caFile: string, runs: number): Promise<TlsCost> {
-  const tls: { first: number; second: number }[] = [];
-  const rng: { first: number; rng?: number }[] = [];
-  for (let i = 0; i < runs; i++) {
-    tls.push(await probe(url, caFile, "tls"));
-    rng.push(await probe(url, caFile, "rng"));
+/**
+ * Collects probes of both kinds; the bench takes them between its latency rounds, so that they
+ * see the same load as the logins they are compared with.
+ */
+export class TlsCostProbes {
+  #tls: { first: number; second: number }[] = [];
+  #rng: { first: number; rng?: number }[] = [];
+
+  constructor(private url: string, private caFile: string) {}
+
+  /** One fresh process of each kind. */
+  async take(): Promise<void> {
+    this.#tls.push(await probe(this.url, this.caFile, "tls"));
+    this.#rng.push(await probe(this.url, this.caFile, "rng"));
   }
-  return {
-    first: median(tls.map((p) => p.first)),
-    second: median(tls.map((p) => p.second)),
-    rng: median(rng.map((p) => p.rng ?? NaN)),
-    firstAfterRng: median(rng.map((p) => p.first)),
-    runs,
-  };
+
+  /** Medians of what was taken. */
+  result(): TlsCost {
+    return {
+      first: median(this.#tls.map((p) => p.first)),
+      second: median(this.#tls.map((p) => p.second)),
+      rng: median(this.#rng.map((p) => p.rng ?? NaN)),
+      firstAfterRng: median(this.#rng.map((p) => p.first)),
+      runs: this.#tls.length,
+    };
+  }
 }
