@@ -495,15 +495,20 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     );
     // https:// next to http://: what a forked helper pays for TLS, against Deno's own first-TLS
     // cost measured in fresh processes right now (README "Performance" explains where it goes).
-    const s50 = percentile(find("pam_mapi", "plain", "https").latMs, 50);
+    const secure = find("pam_mapi", "plain", "https");
+    const s50 = percentile(secure.latMs, 50);
     const tls = probes.result();
     print(
       `https: pam_mapi https:// p50 ${fmt(s50)} ms = http:// p50 ${fmt(p50)} ms + ` +
-        `${fmt(s50 - p50)} ms (${fmt(s50 / p50, 2)} x)`,
+        `${fmt(s50 - p50)} ms (${fmt(s50 / p50, 2)} x); CPU per login ` +
+        `${fmt(secure.cpuMsPerAuth)} ms = ${fmt(mapi.cpuMsPerAuth)} ms + ` +
+        `${fmt(secure.cpuMsPerAuth - mapi.cpuMsPerAuth)} ms`,
     );
     print(
-      `https: a fresh Deno process's first TLS connection ${fmt(tls.first)} ms, its second ` +
-        `${fmt(tls.second)} ms; seeding AWS-LC's random generator first takes ${fmt(tls.rng)} ms ` +
+      `https: a fresh Deno process's first TLS connection ${fmt(tls.first)} ms ` +
+        `(${fmt(tls.firstCpu)} ms CPU), its second ${
+          fmt(tls.second)
+        } ms; seeding AWS-LC's random generator first takes ${fmt(tls.rng)} ms ` +
         `and leaves ${fmt(tls.firstAfterRng)} ms for the first connection (medians of ` +
         `${tls.runs} processes each)`,
     );

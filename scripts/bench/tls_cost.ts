@@ -13,11 +13,20 @@ export interface TlsCost {
   first: number;
   /** The second one in the same process, median ms. */
   second: number;
+  /** The CPU time the first one took, median ms. */
+  firstCpu: number;
   /** Seeding AWS-LC's generator when done first, before any TLS, median ms. */
   rng: number;
   /** The first connection after that seeding, median ms. */
   firstAfterRng: number;
   runs: number;
+}
+
+interface Probe {
+  first: number;
+  second: number;
+  firstCpu: number;
+  rng?: number;
 }
 
 async function probe(url: string, caFile: string, mode: "tls" | "rng") {
@@ -32,7 +41,7 @@ async function probe(url: string, caFile: string, mode: "tls" | "rng") {
     },
   });
   if (r.code !== 0) throw new Error(`tls_probe ${mode} failed (${r.code}):\n${r.stderr}`);
-  return JSON.parse(r.stdout) as { first: number; second: number; rng?: number };
+  return JSON.parse(r.stdout) as Probe;
 }
 
 /**
@@ -40,8 +49,8 @@ async function probe(url: string, caFile: string, mode: "tls" | "rng") {
  * see the same load as the logins they are compared with.
  */
 export class TlsCostProbes {
-  #tls: { first: number; second: number }[] = [];
-  #rng: { first: number; rng?: number }[] = [];
+  #tls: Probe[] = [];
+  #rng: Probe[] = [];
 
   constructor(private url: string, private caFile: string) {}
 
@@ -56,6 +65,7 @@ export class TlsCostProbes {
     return {
       first: median(this.#tls.map((p) => p.first)),
       second: median(this.#tls.map((p) => p.second)),
+      firstCpu: median(this.#tls.map((p) => p.firstCpu)),
       rng: median(this.#rng.map((p) => p.rng ?? NaN)),
       firstAfterRng: median(this.#rng.map((p) => p.first)),
       runs: this.#tls.length,

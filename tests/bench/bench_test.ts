@@ -54,11 +54,11 @@ Deno.test("bench: the CLI prints the table and, last, the closing line", async (
   // https:// against http:// in the same run, and Deno's first-TLS cost measured alongside.
   assert.match(
     stdout,
-    /^https: pam_mapi https:\/\/ p50 \d+\.\d ms = http:\/\/ p50 \d+\.\d ms \+ /m,
+    /^https: pam_mapi https:\/\/ p50 \d+\.\d ms = http:\/\/ p50 \d+\.\d ms \+ .*; CPU per login /m,
   );
   assert.match(
     stdout,
-    /^https: a fresh Deno process's first TLS connection \d+\.\d ms, its second \d+\.\d ms; /m,
+    /^https: a fresh Deno process's first TLS connection \d+\.\d ms \(\d+\.\d ms CPU\), its second \d+\.\d ms; /m,
   );
   assert.match(stdout, /^targets \(https\): p50 <= 1\.5 x http (met|MISSED); /m);
 });
