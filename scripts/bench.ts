@@ -4,10 +4,11 @@
 //
 //   deno task bench [--rounds N] [--count N] [--duration MS] [--trounds N] [--clients 1,4,8]
 //
-// Prints a table, then, last, the line
+// Prints a table (with a pam_mapi https:// row), the https:// figures against http:// and Deno's
+// first-TLS cost, then, last, the line
 //   bench: pam_mapi p50=…ms p95=…ms; baseline p50=…ms; ratio=…; throughput=… auth/s
-// (one-client latency without service=, throughput with 4 clients). Exits 1 when a correctness
-// check fails (no numbers then), 2 on bad usage.
+// (one-client latency over http:// without service=, throughput with 4 clients). Exits 1 when a
+// correctness check fails (no numbers then), 2 on bad usage.
 import { parseArgs } from "node:util";
 import { BenchError, DEFAULTS, runBench } from "./bench/mod.ts";
 

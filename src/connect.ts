@@ -45,6 +45,11 @@ export async function openConnection(
     const why = deadline.expired ? `timed out after ${deadline.seconds} s` : connectError(e);
     throw new ConnectError("connect", `connect failed: ${why}`);
   }
+  // TCP_NODELAY, set on the TCP socket before TLS goes on top (a TlsConn cannot set it; the option
+  // stays on the socket). With Nagle's algorithm on, a write that leaves while an earlier one is
+  // not yet acknowledged waits for the peer's delayed ACK, about 40 ms: the TLS handshake's last
+  // flight and our request, or any request sent in two writes. UNIX sockets have no Nagle.
+  if (spec.kind !== "unix") (conn as Deno.TcpConn).setNoDelay(true);
   const where = spec.kind === "unix"
     ? `UNIX socket ${spec.socketPath}`
     : `${spec.host} port ${spec.port}`;

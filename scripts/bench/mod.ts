@@ -1,20 +1,25 @@
 // The machinery of `deno task bench` (SPEC section 8): pam_mapi.so and the pam_exec + curl
 // baseline, side by side in one run, through the real libpam (scripts/bench/pam_bench.c) against
-// the Kopano-compatible server in a process of its own, with and without service=.
+// the Kopano-compatible server in a process of its own, with and without service=; and pam_mapi
+// over https:// (the server's TLS listener, cafile= with a throw-away CA) next to its http:// row.
 //
 // Every number comes with a check that it measured the right thing: each run must end in
 // PAM_SUCCESS for every transaction and make exactly the SOAP calls expected of it (counted in
 // the server's request log), and before any timing both contenders must refuse a wrong password
 // and a user whose feature is disabled. A failed check throws BenchError: no table is printed.
 import { buildLauncher, launcherInfo } from "../lib/helper_build.ts";
+import { makeTestPki } from "../../tests/lib/pki.ts";
 import { run, runOrThrow } from "../lib/run.ts";
 import { diff, startSim } from "./sim.ts";
 import { fmt, median, percentile, table } from "./stats.ts";
+import { TlsCostProbes } from "./tls_cost.ts";
 
 export const ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
 
 export type Impl = "pam_mapi" | "baseline";
 export type Mode = "plain" | "service";
+/** How the module reaches the server: the sim's plain HTTP or its TLS listener. */
+export type Transport = "http" | "https";
 export const IMPLS: Impl[] = ["pam_mapi", "baseline"];
 export const MODES: Mode[] = ["plain", "service"];
 /** The feature service= asks for (bob has it enabled, alice has not: the server disables it). */
@@ -33,6 +38,10 @@ export interface BenchOptions {
   clients: number[];
   throughputMs: number;
   throughputRounds: number;
+  /** Fresh processes per latency round that measure Deno's first-TLS cost (tls_cost.ts). */
+  tlsProbes: number;
+  /** The listener the https:// row uses (tests set "plain" to see the transport check fail). */
+  tlsListener?: "tls" | "plain";
   /** The passwords sent as "right" (tests override them to see the checks fail). */
   passwords?: Partial<Record<Impl, string>>;
   /** Where progress and the report go (default: console.log). */
@@ -48,6 +57,7 @@ export const DEFAULTS = {
   clients: [1, 4, 8],
   throughputMs: 1000,
   throughputRounds: 3,
+  tlsProbes: 3,
 } satisfies BenchOptions;
 
 /** A check failed: the numbers would not mean anything. */
@@ -74,6 +84,7 @@ export interface DriverRun {
 export interface Row {
   impl: Impl;
   mode: Mode;
+  transport: Transport;
   /** Latency of one client, milliseconds. */
   latMs: number[];
   /** Transactions per second, by client count. */
@@ -96,6 +107,7 @@ export interface BenchReport {
 interface Case {
   impl: Impl;
   mode: Mode;
+  transport: Transport;
   service: string;
   user: string;
   password: string;
@@ -165,6 +177,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     }
   }
   const dir = await Deno.makeTempDir({ prefix: "pam_mapi_bench_" });
+  let pkiDir: string | null = null;
   try {
     await Deno.chmod(dir, 0o755);
     // Private copies: the module refuses a helper that is not root-owned in root-owned
@@ -205,13 +218,20 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
       "-lpam",
     ]);
 
-    await using sim = await startSim();
+    // A throw-away CA and a server certificate (ECDSA P-256) for the sim's TLS listener.
+    const pki = await makeTestPki();
+    pkiDir = pki.dir;
+    await using sim = await startSim(pki);
     const conf = `${dir}/pam.d`;
     await Deno.mkdir(conf);
+    const mapiLine = `auth required ${module} helper=${helper}`;
     const services: Record<string, string> = {
       other: "auth required pam_deny.so",
-      mapi: `auth required ${module} helper=${helper} socket=${sim.url}`,
-      mapi_svc: `auth required ${module} helper=${helper} socket=${sim.url} service=${FEATURE}`,
+      mapi: `${mapiLine} socket=${sim.url}`,
+      mapi_svc: `${mapiLine} socket=${sim.url} service=${FEATURE}`,
+      mapi_tls: options.tlsListener === "plain"
+        ? `${mapiLine} socket=${sim.url}`
+        : `${mapiLine} socket=${sim.httpsUrl} cafile=${pki.caFile}`,
       exec: `auth required pam_exec.so expose_authtok quiet ${script} ${sim.url}`,
       exec_svc: `auth required pam_exec.so expose_authtok quiet ${script} ${sim.url} ${FEATURE}`,
     };
@@ -224,12 +244,31 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
         const service = (impl === "pam_mapi" ? "mapi" : "exec") +
           (mode === "service" ? "_svc" : "");
         const password = options.passwords?.[impl] ?? RIGHT[mode].password;
-        cases.push({ impl, mode, service, user: RIGHT[mode].user, password });
+        cases.push({ impl, mode, transport: "http", service, user: RIGHT[mode].user, password });
       }
     }
-    const label = (c: { impl: Impl; mode: Mode }) =>
+    // The fork path over TLS: each login is a new helper process, so each pays Deno's first-TLS
+    // cost (README "Performance").
+    cases.push({
+      impl: "pam_mapi",
+      mode: "plain",
+      transport: "https",
+      service: "mapi_tls",
+      user: RIGHT.plain.user,
+      password: options.passwords?.pam_mapi ?? RIGHT.plain.password,
+    });
+    const label = (c: { impl: Impl; mode: Mode; transport: Transport }) =>
       (c.impl === "pam_mapi" ? "pam_mapi" : "baseline") +
-      (c.mode === "service" ? ` service=${FEATURE}` : "");
+      (c.mode === "service" ? ` service=${FEATURE}` : "") +
+      (c.transport === "https" ? " https://" : "");
+    /** Every request of a run came over the case's transport (TLS for https://). */
+    const sameTransport = (c: Case, before: Map<string, number>) => {
+      const via = diff(before, sim.transports());
+      const want = c.transport === "https" ? "tls" : "tcp";
+      if ([...via.keys()].some((t) => t !== want)) {
+        throw new BenchError(`${label(c)}: requests came over ${showCalls(via)}, not ${want} only`);
+      }
+    };
 
     const drive = async (
       c: Case,
@@ -249,6 +288,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     /** One timed run: every transaction must succeed and make the expected calls. */
     const timed = async (c: Case, args: string[], warmup: number): Promise<DriverRun> => {
       const before = sim.counts();
+      const via = sim.transports();
       const cpu0 = sim.cpuMs();
       const r = await drive(c, ["--warmup", String(warmup), ...args]);
       r.serverCpuMs = sim.cpuMs() - cpu0;
@@ -269,11 +309,15 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
             showCalls(new Map(Object.entries(want))),
         );
       }
+      sameTransport(c, via);
       return r;
     };
 
     print(`bench: ${await machine()}`);
-    print(`bench: load average before: ${await loadAvg()}; kopano-sim at ${sim.url}`);
+    print(
+      `bench: load average before: ${await loadAvg()}; kopano-sim at ${sim.url} and ` +
+        `${sim.httpsUrl}`,
+    );
 
     // --- correctness: each contender accepts the right password, refuses a wrong one, and with
     // service= refuses a user whose feature is disabled; with exactly the expected SOAP calls.
@@ -307,6 +351,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
       }
       for (const s of samples) {
         const before = sim.counts();
+        const via = sim.transports();
         const r = await drive(c, ["--count", "1"], s.user, s.password);
         await sim.sync();
         const calls = diff(before, sim.counts());
@@ -324,11 +369,13 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
               s.calls.join(" "),
           );
         }
+        sameTransport(c, via);
       }
     }
     print(
       "bench: checks passed: right password accepted, wrong password refused, " +
-        `${FEATURE} disabled refused, with the same SOAP calls, for both`,
+        `${FEATURE} disabled refused, with the same SOAP calls, for both (pam_mapi also over ` +
+        "https://)",
     );
     const flags = launcher?.flags.replace(/^run /, "") ?? "(compiled helper)";
     const cached: string[] = [];
@@ -341,13 +388,16 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
       `bench: helper: deno run ${flags}; V8 code cache ${cached.join(" + ") || "NOT written"}`,
     );
 
-    // --- latency, one client: rounds alternate which contender goes first.
+    // --- latency, one client: rounds alternate which contender goes first. Each round also
+    // measures Deno's first-TLS cost in fresh processes, under the same load.
     const lat = new Map<Case, DriverRun[]>(cases.map((c) => [c, []]));
+    const probes = new TlsCostProbes(sim.httpsUrl!, pki.caFile);
     for (let round = 0; round < options.latencyRounds; round++) {
       const order = round % 2 === 0 ? cases : [...cases].reverse();
       for (const c of order) {
         lat.get(c)!.push(await timed(c, ["--count", String(options.latencyCount)], 1));
       }
+      for (let i = 0; i < options.tlsProbes; i++) await probes.take();
     }
     // --- throughput, K clients for a fixed time each; rounds (median taken) so that a burst of
     // other work on the machine spoils one run, not the figure.
@@ -377,6 +427,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
       return {
         impl: c.impl,
         mode: c.mode,
+        transport: c.transport,
         latMs: latRuns.flatMap((r) => r.latUs.map((u) => u / 1000)),
         throughput,
         loadedP50,
@@ -425,7 +476,8 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     );
     print(`bench: load average after: ${await loadAvg()}`);
 
-    const find = (impl: Impl, mode: Mode) => rows.find((r) => r.impl === impl && r.mode === mode)!;
+    const find = (impl: Impl, mode: Mode, transport: Transport = "http") =>
+      rows.find((r) => r.impl === impl && r.mode === mode && r.transport === transport)!;
     const mapi = find("pam_mapi", "plain");
     const base = find("baseline", "plain");
     const p50 = percentile(mapi.latMs, 50);
@@ -444,6 +496,29 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
         verdict(peakMb <= 40)
       } (${fmt(peakMb)} MB)`,
     );
+    // https:// next to http://: what a forked helper pays for TLS, against Deno's own first-TLS
+    // cost measured in fresh processes right now (README "Performance" explains where it goes).
+    const secure = find("pam_mapi", "plain", "https");
+    const s50 = percentile(secure.latMs, 50);
+    const tls = probes.result();
+    print(
+      `https: pam_mapi https:// p50 ${fmt(s50)} ms = http:// p50 ${fmt(p50)} ms + ` +
+        `${fmt(s50 - p50)} ms (${fmt(s50 / p50, 2)} x); CPU per login ` +
+        `${fmt(secure.cpuMsPerAuth)} ms = ${fmt(mapi.cpuMsPerAuth)} ms + ` +
+        `${fmt(secure.cpuMsPerAuth - mapi.cpuMsPerAuth)} ms`,
+    );
+    print(
+      `https: a fresh Deno process's first TLS connection ${fmt(tls.first)} ms ` +
+        `(${fmt(tls.firstCpu)} ms CPU), its second ${
+          fmt(tls.second)
+        } ms; seeding AWS-LC's random generator first takes ${fmt(tls.rng)} ms ` +
+        `and leaves ${fmt(tls.firstAfterRng)} ms for the first connection (medians of ` +
+        `${tls.runs} processes each)`,
+    );
+    print(
+      `targets (https): p50 <= 1.5 x http ${verdict(s50 <= 1.5 * p50)}; p50 <= http p50 + ` +
+        `first-TLS cost ${verdict(s50 <= p50 + tls.first)} (${fmt(p50 + tls.first)} ms)`,
+    );
     const finalLine = `bench: pam_mapi p50=${fmt(p50)}ms p95=${fmt(p95)}ms; baseline p50=${
       fmt(b50)
     }ms; ratio=${fmt(ratio, 2)}; throughput=${fmt(t4)} auth/s`;
@@ -451,5 +526,6 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     return { rows, finalLine };
   } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
+    if (pkiDir) await Deno.remove(pkiDir, { recursive: true }).catch(() => {});
   }
 }

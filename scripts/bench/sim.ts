@@ -1,13 +1,17 @@
 // The Kopano-compatible server for the bench, as a process of its own (`deno task kopano-sim`'s
 // program) so that it does not share an event loop with the bench. Its --verbose log (one line per
-// request) is read to count the SOAP calls each phase made.
+// request) is read to count the SOAP calls each phase made, and over which transport.
 
 export interface SimProcess extends AsyncDisposable {
   url: string;
+  /** The TLS listener's URL, when started with a certificate. */
+  httpsUrl: string | null;
   /** CPU time the server process has used so far, milliseconds (10 ms resolution). */
   cpuMs(): number;
   /** Requests per SOAP method ("logon", "getUser", "logoff", ...) since the start. */
   counts(): Map<string, number>;
+  /** Requests per transport ("tcp", "tls") since the start. */
+  transports(): Map<string, number>;
   /** Returns once every request answered so far is counted (a marker request went through). */
   sync(): Promise<void>;
   close(): Promise<void>;
@@ -15,7 +19,11 @@ export interface SimProcess extends AsyncDisposable {
 
 const ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
 
-export async function startSim(): Promise<SimProcess> {
+/** Starts the sim on 127.0.0.1, with a TLS listener too when given its certificate and key. */
+export async function startSim(tls?: { certFile: string; keyFile: string }): Promise<SimProcess> {
+  const tlsArgs = tls
+    ? ["--tls-listen", "127.0.0.1:0", "--cert", tls.certFile, "--key", tls.keyFile]
+    : [];
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -24,6 +32,7 @@ export async function startSim(): Promise<SimProcess> {
       `${ROOT}/tests/kopano_sim/main.ts`,
       "--listen",
       "127.0.0.1:0",
+      ...tlsArgs,
       "--verbose",
     ],
     cwd: ROOT,
@@ -32,11 +41,12 @@ export async function startSim(): Promise<SimProcess> {
     stderr: "piped",
   }).spawn();
   const counts = new Map<string, number>();
+  const transports = new Map<string, number>();
   let marks = 0;
   const waiting: { mark: number; resolve: () => void }[] = [];
   let errText = "";
 
-  // stderr: "#SEQ tcp conn N: POST METHOD" per request; anything else is kept for errors.
+  // stderr: "#SEQ TRANSPORT conn N: POST METHOD" per request; anything else is kept for errors.
   const pump = (async () => {
     const lines = child.stderr.pipeThrough(new TextDecoderStream());
     let rest = "";
@@ -46,29 +56,33 @@ export async function startSim(): Promise<SimProcess> {
       while ((nl = rest.indexOf("\n")) >= 0) {
         const line = rest.slice(0, nl);
         rest = rest.slice(nl + 1);
-        const m = /^#\d+ \S+ conn \d+: \S+ (\S+)$/.exec(line);
-        if (m?.[1].startsWith("benchSync")) {
-          marks = Number(m[1].slice("benchSync".length));
+        const m = /^#\d+ (\S+) conn \d+: \S+ (\S+)$/.exec(line);
+        if (m?.[2].startsWith("benchSync")) {
+          marks = Number(m[2].slice("benchSync".length));
           for (const w of waiting) if (marks >= w.mark) w.resolve();
-        } else if (m) counts.set(m[1], (counts.get(m[1]) ?? 0) + 1);
-        else if (errText.length < 4000) errText += line + "\n";
+        } else if (m) {
+          counts.set(m[2], (counts.get(m[2]) ?? 0) + 1);
+          transports.set(m[1], (transports.get(m[1]) ?? 0) + 1);
+        } else if (errText.length < 4000) errText += line + "\n";
       }
     }
   })();
 
-  // stdout: "listening URL".
+  // stdout: "listening URL", one line per listener.
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let out = "";
   const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
   let url: string | null = null;
-  while (url === null) {
+  let httpsUrl: string | null = null;
+  while (url === null || (tls && httpsUrl === null)) {
     const { value, done } = await reader.read();
     if (done) break;
     out += value;
     url = /listening (http:\/\/\S+)/.exec(out)?.[1] ?? null;
+    httpsUrl = /listening (https:\/\/\S+)/.exec(out)?.[1] ?? null;
   }
   clearTimeout(timer);
-  if (url === null) {
+  if (url === null || (tls && httpsUrl === null)) {
     await child.status;
     await pump;
     throw new Error(`kopano-sim did not start:\n${out}${errText}`);
@@ -89,12 +103,14 @@ export async function startSim(): Promise<SimProcess> {
   const ticks = 100; // USER_HZ on Linux
   return {
     url,
+    httpsUrl,
     cpuMs() {
       const stat = Deno.readTextFileSync(`/proc/${child.pid}/stat`);
       const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
       return ((Number(f[11]) + Number(f[12])) * 1000) / ticks; // utime, stime
     },
     counts: () => new Map(counts),
+    transports: () => new Map(transports),
     async sync() {
       // The sim logs a request before answering it, so once the marker is logged, every request
       // answered before it was sent is counted. The marker itself is an unknown method (a fault).

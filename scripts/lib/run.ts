@@ -10,12 +10,13 @@ export interface RunResult {
 export async function run(
   cmd: string,
   args: string[],
-  options: { cwd?: string; env?: Record<string, string>; stdin?: string } = {},
+  options: { cwd?: string; env?: Record<string, string>; clearEnv?: boolean; stdin?: string } = {},
 ): Promise<RunResult> {
   const child = new Deno.Command(cmd, {
     args,
     cwd: options.cwd,
     env: options.env,
+    clearEnv: options.clearEnv,
     stdin: options.stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",

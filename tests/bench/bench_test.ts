@@ -1,6 +1,7 @@
 // deno task bench must not rot: its machinery runs here with tiny counts (a few logins, 100 ms
-// throughput runs), prints its table and the closing line last, and its correctness checks do
-// fail when a contender accepts a wrong password or refuses the right one.
+// throughput runs), prints its table (https:// row included) and the closing line last, and its
+// correctness checks do fail when a contender accepts a wrong password or refuses the right one,
+// or when the https:// row does not go over TLS.
 import assert from "node:assert/strict";
 import { BenchError, DEFAULTS, runBench } from "../../scripts/bench/mod.ts";
 
@@ -11,7 +12,15 @@ const TINY = {
   clients: [1, 2],
   throughputMs: 100,
   throughputRounds: 1,
+  tlsProbes: 1,
 };
+const ROWS = [
+  "pam_mapi",
+  "baseline",
+  "pam_mapi service=imap",
+  "baseline service=imap",
+  "pam_mapi https://",
+];
 const FINAL =
   /^bench: pam_mapi p50=\d+\.\dms p95=\d+\.\dms; baseline p50=\d+\.\dms; ratio=\d+\.\d\d; throughput=\d+\.\d auth\/s$/;
 
@@ -41,9 +50,17 @@ Deno.test("bench: the CLI prints the table and, last, the closing line", async (
   const lines = stdout.trimEnd().split("\n");
   assert.match(lines[lines.length - 1], FINAL);
   assert.match(stdout, /^bench: checks passed/m);
-  for (const row of ["pam_mapi", "baseline", "pam_mapi service=imap", "baseline service=imap"]) {
-    assert.match(stdout, new RegExp(`^${row} +2 +\\d`, "m"), row);
-  }
+  for (const row of ROWS) assert.match(stdout, new RegExp(`^${row} +2 +\\d`, "m"), row);
+  // https:// against http:// in the same run, and Deno's first-TLS cost measured alongside.
+  assert.match(
+    stdout,
+    /^https: pam_mapi https:\/\/ p50 \d+\.\d ms = http:\/\/ p50 \d+\.\d ms \+ .*; CPU per login /m,
+  );
+  assert.match(
+    stdout,
+    /^https: a fresh Deno process's first TLS connection \d+\.\d ms \(\d+\.\d ms CPU\), its second \d+\.\d ms; /m,
+  );
+  assert.match(stdout, /^targets \(https\): p50 <= 1\.5 x http (met|MISSED); /m);
 });
 
 Deno.test("bench: a wrong 'right' password fails the bench before any numbers", async () => {
@@ -61,6 +78,15 @@ Deno.test("bench: a wrong 'right' password fails the bench before any numbers", 
         .test(e.message),
   );
   assert.ok(!printed.some((l) => l.startsWith("bench: pam_mapi p50")), printed.join("\n"));
+});
+
+Deno.test("bench: an https:// row that does not go over TLS fails the bench", async () => {
+  await assert.rejects(
+    runBench({ ...DEFAULTS, ...TINY, tlsListener: "plain", print: () => {} }),
+    (e) =>
+      e instanceof BenchError &&
+      /^pam_mapi https:\/\/: requests came over tcp×2, not tls only$/.test(e.message),
+  );
 });
 
 Deno.test("bench: a baseline that accepts any password fails the bench", async () => {

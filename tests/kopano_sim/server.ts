@@ -7,6 +7,7 @@ import { DEFAULT_USERS, Directory, type SimUser, validateUsers } from "./directo
 import { type Fault, FaultSet, type Transport } from "./faults.ts";
 import { Methods, type ServerState, type UnixPeer } from "./methods.ts";
 import { RequestLog, type SimRequest } from "./request_log.ts";
+import { setListenerNoDelay } from "./nodelay.ts";
 import { SessionTable, type SimSessionInfo } from "./sessions.ts";
 import { type ServerProfile, serverProfile } from "./version.ts";
 
@@ -191,6 +192,7 @@ export class SimServer {
         cert: slot.tls!.cert,
         key: slot.tls!.key,
       });
+      setListenerNoDelay((listener.addr as Deno.NetAddr).port);
     } else {
       listener = Deno.listen({ hostname: slot.hostname, port: slot.port });
     }
@@ -267,6 +269,14 @@ export class SimServer {
           // gone already
         }
         continue;
+      }
+      // Like gSOAP's soap_accept(): no Nagle delay on any reply (TLS: see nodelay.ts).
+      if (slot.transport === "tcp") {
+        try {
+          (conn as Deno.TcpConn).setNoDelay(true);
+        } catch {
+          // the client is gone already: the connection's first read says so
+        }
       }
       const c = new Connection(this.#host, conn, slot.transport, ++this.#connSeq);
       this.#conns.add(c);
