@@ -46,8 +46,9 @@ Module arguments:
   ignore_authinfo_unavail
                  answer PAM_IGNORE instead of PAM_AUTHINFO_UNAVAIL when no server gave an answer.
                  Dangerous next to permissive modules: read pam_mapi(8) first.
-  try_first_pass, use_first_pass, helper=PATH
-                 read by pam_mapi.so (password handling, helper location); checked here too.
+  try_first_pass, use_first_pass, helper=PATH, daemon=PATH|off
+                 read by pam_mapi.so (password handling, helper location, which resident
+                 helper to ask, see serve); checked here too.
 
 Every logon asks the server to check the password even over a UNIX socket (NO_UID_AUTH). Over
 file:// a server that cannot promise that (older than Zarafa 7.1.1, or not saying its version)
