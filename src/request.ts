@@ -21,6 +21,8 @@ export interface Handled {
   result: PamResult;
   /** "login": a decoded request was decided; "malformed": not a request; "internal": a bug. */
   kind: "login" | "malformed" | "internal";
+  /** For "internal": the kind of error (its name, never its message). */
+  error?: string;
 }
 
 function serviceErr(message: string): string {
@@ -81,11 +83,12 @@ async function decide(raw: Uint8Array, opts: RequestOptions): Promise<Handled> {
 
 /** A bug, not a verdict: fail closed, and say what kind of error without its details. */
 export function internalError(e: unknown): Handled {
-  const kind = e instanceof Error ? e.name : typeof e;
+  const error = e instanceof Error ? e.name : typeof e;
   return {
-    reply: serviceErr(`internal error in pam_mapi_helper (${kind})`),
+    reply: serviceErr(`internal error in pam_mapi_helper (${error})`),
     result: "PAM_SERVICE_ERR",
     kind: "internal",
+    error,
   };
 }
 

@@ -2,6 +2,7 @@
 // permissions and, for https:// sockets, load the CA certificates while reading is still allowed.
 import { Config, parseModuleArgs } from "./args.ts";
 import { neededPermissions, revokeAllBut } from "./permissions.ts";
+import type { CaSet } from "./tls_ca.ts";
 
 export interface Prepared {
   cfg: Config;
@@ -22,9 +23,7 @@ export class SetupError extends Error {
 }
 
 /** The CA certificates for https://: cafile= when given, else the system bundle. */
-export type CaLoader = (
-  cafile: string | null,
-) => Promise<{ certs: string[]; source: string; identity?: string }>;
+export type CaLoader = (cafile: string | null) => Promise<CaSet>;
 
 export interface PrepareOptions {
   /**
@@ -52,8 +51,7 @@ export async function prepare(
     // Loaded only here: a plain-HTTP or UNIX-socket login never parses this module.
     const { loadCaCerts, CaError } = await import("./tls_ca.ts");
     try {
-      const load: CaLoader = opts.loadCa ?? ((f) => Promise.resolve(loadCaCerts(f)));
-      const ca = await load(cfg.cafile);
+      const ca = await (opts.loadCa ?? loadCaCerts)(cfg.cafile);
       caCerts = ca.certs;
       caSource = ca.source;
       caIdentity = ca.identity ?? null;
