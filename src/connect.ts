@@ -44,10 +44,7 @@ export async function openConnection(
     const why = deadline.expired ? `timed out after ${deadline.seconds} s` : connectError(e);
     throw new ConnectError("connect", `connect failed: ${why}`);
   }
-  const where = spec.kind === "unix"
-    ? `UNIX socket ${spec.socketPath}`
-    : `${spec.host} port ${spec.port}`;
-  report("connect", true, `connected to ${where}`);
+  report("connect", true, `connected to ${targetName(spec)}`);
   if (spec.kind !== "https") return conn;
 
   const unregister = deadline.onExpire(() => {
@@ -72,6 +69,11 @@ export async function openConnection(
   } finally {
     unregister();
   }
+}
+
+/** "UNIX socket PATH" or "HOST port N", for step texts. */
+export function targetName(spec: SocketSpec): string {
+  return spec.kind === "unix" ? `UNIX socket ${spec.socketPath}` : `${spec.host} port ${spec.port}`;
 }
 
 /** A short, log-safe description of a connect or TLS error. */

@@ -247,6 +247,8 @@ export class Channel {
   #unregister: (() => void) | null = null;
   /** The last exchange left the connection ready for another request (see finish()). */
   #clean = false;
+  /** An exchange on this connection was not clean: never lend it out again. */
+  #spoiled = false;
 
   constructor(
     private source: ConnectionSource,
@@ -286,6 +288,7 @@ export class Channel {
   #attach(conn: Deno.Conn): void {
     this.#conn = conn;
     this.#clean = false;
+    this.#spoiled = false;
     this.#unregister = this.deadline.onExpire(() => this.close());
   }
 
@@ -354,8 +357,10 @@ export class Channel {
     } catch {
       throw new HttpError("reply body is not valid UTF-8");
     }
-    // Only a complete 200 reply on a kept-alive connection leaves it fit to lend out again.
-    this.#clean = this.#conn !== null && head.status === 200;
+    // Only a complete HTTP/1.1 200 reply on a kept-alive connection leaves it fit to lend out
+    // again (gSOAP always answers HTTP/1.1: anything else is not the server we think it is).
+    this.#clean = this.#conn !== null && head.status === 200 && head.version === "1.1";
+    if (!this.#clean) this.#spoiled = true;
     return { status: head.status, body: text };
   }
 
@@ -368,7 +373,7 @@ export class Channel {
    * caller saw nothing wrong) and the last exchange left it clean; otherwise it is closed.
    */
   finish(reusable: boolean): void {
-    this.#release(reusable && this.#clean && !this.deadline.expired);
+    this.#release(reusable && this.#clean && !this.#spoiled && !this.deadline.expired);
   }
 
   #release(reusable: boolean): void {

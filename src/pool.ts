@@ -5,7 +5,7 @@
 // few are kept per server, and connections are never shared between different trust anchors.
 import type { SocketSpec } from "./args.ts";
 import type { Connector } from "./attempt.ts";
-import { openConnection } from "./connect.ts";
+import { openConnection, targetName } from "./connect.ts";
 import { closeQuietly } from "./http.ts";
 
 /** kopano-server closes TCP/TLS connections idle longer than server_recv_timeout, 5 s by default. */
@@ -54,7 +54,13 @@ export class ConnectionPool {
       const key = poolKey(spec, caIdentity);
       const idleMs = spec.kind === "unix" ? IDLE_UNIX_MS : IDLE_TCP_MS;
       return {
-        take: () => key === null ? null : this.#take(key),
+        take: () => {
+          const conn = key === null ? null : this.#take(key);
+          if (conn) {
+            report("connect", true, `reusing a kept-alive connection to ${targetName(spec)}`);
+          }
+          return conn;
+        },
         open: async () => {
           const conn = await openConnection(spec, deadline, caCerts, report);
           this.#open++;

@@ -33,7 +33,8 @@ export interface ConnectionContext {
 }
 
 type Received =
-  | { kind: "request"; bytes: Uint8Array }
+  /** `ended`: the client's end of stream was seen (not so when the request is too large). */
+  | { kind: "request"; bytes: Uint8Array; ended: boolean }
   | { kind: "late" }
   | { kind: "gone" };
 
@@ -41,6 +42,7 @@ type Received =
 async function receive(conn: Deno.Conn, deadline: Deadline): Promise<Received> {
   let buf = new Uint8Array(4096);
   let len = 0;
+  let ended = false;
   try {
     for (;;) {
       if (len === buf.length) {
@@ -51,14 +53,38 @@ async function receive(conn: Deno.Conn, deadline: Deadline): Promise<Received> {
         buf = bigger;
       }
       const n = await deadline.race(conn.read(buf.subarray(len)));
-      if (n === null) break;
+      if (n === null) {
+        ended = true;
+        break;
+      }
       len += n;
     }
   } catch (e) {
     buf.fill(0);
     return e instanceof TimeoutError ? { kind: "late" } : { kind: "gone" };
   }
-  return { kind: "request", bytes: buf.subarray(0, len) };
+  return { kind: "request", bytes: buf.subarray(0, len), ended };
+}
+
+/**
+ * After a reply to a request that was not read to its end: our end of stream, then read to the
+ * client's (dropping what it sends), so that the unread bytes do not make the kernel reset the
+ * connection under the reply. Within REQUEST_MS, at most about MAX_REQUEST bytes.
+ */
+async function drain(conn: Deno.Conn): Promise<void> {
+  const deadline = new Deadline(REQUEST_MS);
+  const scratch = new Uint8Array(16 * 1024);
+  try {
+    await conn.closeWrite();
+    for (let total = 0; total <= MAX_REQUEST;) {
+      const n = await deadline.race(conn.read(scratch));
+      if (n === null) break;
+      total += n;
+    }
+  } finally {
+    scratch.fill(0);
+    deadline.cancel();
+  }
 }
 
 async function writeAll(conn: Deno.Conn, text: string): Promise<void> {
@@ -106,6 +132,7 @@ export async function serveConnection(conn: Deno.Conn, ctx: ConnectionContext): 
     }
     await writeAll(conn, h.reply);
     if (h.kind !== "malformed") stats.login(h.result, performance.now() - start);
+    if (!got.ended) await drain(conn);
   } catch {
     // The client went away, or would not read its reply in time: nothing more to tell it.
   } finally {
@@ -123,27 +150,15 @@ export async function refuseBusy(conn: Deno.Conn, ctx: ConnectionContext): Promi
     "busy",
     `busy: ${MAX_IN_PROGRESS} requests in progress; a login was answered PAM_AUTHINFO_UNAVAIL`,
   );
-  const drain = draining < MAX_DRAINING;
-  if (drain) draining++;
-  const deadline = new Deadline(REQUEST_MS);
+  const drains = draining < MAX_DRAINING;
+  if (drains) draining++;
   try {
     await writeAll(conn, BUSY_REPLY);
-    if (!drain) return;
-    // Our end of stream after the reply; then read to the client's, so that its request does not
-    // sit unread when we close (the kernel would turn that into a reset the client sees).
-    await conn.closeWrite();
-    const scratch = new Uint8Array(16 * 1024);
-    for (let total = 0; total <= MAX_REQUEST;) {
-      const n = await deadline.race(conn.read(scratch));
-      if (n === null) break;
-      total += n;
-    }
-    scratch.fill(0);
+    if (drains) await drain(conn);
   } catch {
     // late or gone: close anyway
   } finally {
-    if (drain) draining--;
-    deadline.cancel();
+    if (drains) draining--;
     closeQuietly(conn);
   }
 }
