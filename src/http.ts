@@ -6,7 +6,7 @@ import { Deadline, TimeoutError } from "./deadline.ts";
 
 export const MAX_BODY = 1024 * 1024;
 const MAX_HEAD = 16 * 1024;
-const READ_SIZE = 64 * 1024;
+const READ_SIZE = 16 * 1024;
 
 /** The transport failed or the reply is not acceptable HTTP: the server gave no usable answer. */
 export class HttpError extends Error {

@@ -5,6 +5,7 @@
 import { CaCache } from "./ca_cache.ts";
 import { DaemonLog } from "./daemon_log.ts";
 import { DaemonStats } from "./daemon_stats.ts";
+import { useCancellableTimers } from "./deadline.ts";
 import { revokeAllBut } from "./permissions.ts";
 import { ConnectionPool } from "./pool.ts";
 import { MAX_REQUEST } from "./protocol.ts";
@@ -130,6 +131,17 @@ function listen(path: string, trusted: Map<number, string>): Listening {
   }
 }
 
+function memoryKb() {
+  const m = Deno.memoryUsage();
+  const kb = (n: number) => Math.round(n / 1024);
+  return {
+    rss: kb(m.rss),
+    heap_total: kb(m.heapTotal),
+    heap_used: kb(m.heapUsed),
+    external: kb(m.external),
+  };
+}
+
 function stillOurs(path: string, l: Listening): boolean {
   try {
     const info = Deno.lstatSync(path);
@@ -161,6 +173,7 @@ export async function runServe(argv: string[]): Promise<number> {
   // set its socket's times for status) stay: the requests choose the servers and files. Nothing
   // else is ever needed: the daemon never runs a program. Never narrowed per request.
   revokeAllBut(new Set(["net", "read", "write"]));
+  useCancellableTimers();
 
   const stats = new DaemonStats();
   const pool = new ConnectionPool();
@@ -203,6 +216,7 @@ export async function runServe(argv: string[]): Promise<number> {
         latency_ms: stats.percentiles(),
         kopano_connections: pool.stats(),
         ca_cache: ca.size,
+        memory_kb: memoryKb(),
         touch: touch(ms),
       }),
   };

@@ -200,6 +200,13 @@ function plain(r: Report): string {
         `idle); ${d.kopano_connections.opened} opened and ${d.kopano_connections.reused} ` +
         "reused since start",
     );
+    const m = d.memory_kb;
+    if (m) {
+      lines.push(
+        `  memory: ${m.rss} KiB resident; JavaScript heap ${m.heap_used} of ${m.heap_total} KiB, ` +
+          `${m.external} KiB in buffers`,
+      );
+    }
   }
   lines.push(`exit ${r.exit}`);
   return lines.join("\n") + "\n";

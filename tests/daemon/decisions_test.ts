@@ -6,44 +6,39 @@
 import assert from "node:assert/strict";
 import { KopanoSim, startKopanoSim } from "../kopano_sim/mod.ts";
 import { pamRequest, runPam } from "../helper/lib/helper.ts";
-import { makeTestPki, type TestPki } from "../lib/pki.ts";
-import { ask, type Daemon, HELPER, login, startDaemon } from "./lib.ts";
+import {
+  ask,
+  type Daemon,
+  HELPER,
+  login,
+  simAllTransports,
+  type SimWorld,
+  startDaemon,
+} from "./lib.ts";
 
 interface World {
-  sim: KopanoSim;
+  all: SimWorld;
   old: KopanoSim;
-  pki: TestPki;
-  dir: string;
   daemon: Daemon;
   down: string;
 }
 
 async function world(): Promise<World> {
-  const pki = await makeTestPki();
-  const dir = await Deno.makeTempDir({ prefix: "pam_mapi_dec_" });
-  const sim = await startKopanoSim({
-    listen: ["127.0.0.1:0"],
-    unix: `${dir}/server.sock`,
-    tls: { listen: "127.0.0.1:0", certFile: pki.certFile, keyFile: pki.keyFile },
-    disabledFeatures: "imap mobile",
-    unixPeer: "user",
-  });
+  const all = await simAllTransports({ disabledFeatures: "imap mobile" });
   // A server too old to honour NO_UID_AUTH, that lets a root caller in on the UNIX socket.
-  const old = await startKopanoSim({ listen: [], unix: `${dir}/old.sock`, version: "7.1.0" });
+  const old = await startKopanoSim({ listen: [], unix: `${all.dir}/old.sock`, version: "7.1.0" });
   // A port nobody listens on.
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const down = `http://127.0.0.1:${(l.addr as Deno.NetAddr).port}/kopano`;
   l.close();
   const daemon = await startDaemon();
-  return { sim, old, pki, dir, daemon, down };
+  return { all, old, daemon, down };
 }
 
 async function dispose(w: World) {
   await w.daemon.stop();
-  await w.sim.close();
   await w.old.close();
-  await Deno.remove(w.dir, { recursive: true });
-  await Deno.remove(w.pki.dir, { recursive: true });
+  await w.all[Symbol.asyncDispose]();
 }
 
 /** The same bytes to --pam (the built helper) and to the daemon: the replies must be identical. */
@@ -59,9 +54,9 @@ async function same(w: World, request: string, what: string): Promise<string> {
 Deno.test("serve decides as --pam: the same reply for the same request", async () => {
   const w = await world();
   try {
-    const tcp = `socket=${w.sim.urls.http[0]}`;
-    const tls = [`socket=${w.sim.urls.https[0]}`, `cafile=${w.pki.caFile}`];
-    const unix = `socket=${w.sim.urls.unix[0]}`;
+    const [tcp] = w.all.args.tcp;
+    const tls = w.all.args.tls;
+    const [unix] = w.all.args.unix;
     const cases: [string, string[], string, string, RegExp][] = [
       ["alice", [tcp], "secret", "PAM_SUCCESS", /reason="logon accepted"/],
       ["alice", tls, "secret", "PAM_SUCCESS", /reason="logon accepted"/],
@@ -92,12 +87,18 @@ Deno.test("serve decides as --pam: the same reply for the same request", async (
       ["alice", [tcp, "daemon=relative"], "secret", "PAM_SERVICE_ERR", /daemon="relative"/],
       [
         "alice",
-        [tls[0], `cafile=${w.dir}/missing.pem`],
+        [tls[0], `cafile=${w.all.dir}/missing.pem`],
         "secret",
         "PAM_SERVICE_ERR",
         /configuration error: cannot read cafile=.*NotFound/,
       ],
-      ["alice", [tls[0], `cafile=${w.dir}`], "secret", "PAM_SERVICE_ERR", /is not a regular file/],
+      [
+        "alice",
+        [tls[0], `cafile=${w.all.dir}`],
+        "secret",
+        "PAM_SERVICE_ERR",
+        /is not a regular file/,
+      ],
       ["alice", [tcp], "", "PAM_AUTH_ERR", /reason="empty password"/],
       ["ali\nce", [tcp], "secret", "PAM_AUTH_ERR", /invalid user name \(control characters\)/],
     ];
@@ -128,7 +129,7 @@ Deno.test("serve decides as --pam: the same reply for the same request", async (
       assert.equal(reply.result, "PAM_SERVICE_ERR");
       assert.match(reply.log[0].message, /^malformed request from pam_mapi\.so: /);
     }
-    assert.equal(w.sim.openSessions(), 0, "every session logged off");
+    assert.equal(w.all.sim.openSessions(), 0, "every session logged off");
     assert.equal(w.old.openSessions(), 0);
   } finally {
     await dispose(w);
@@ -138,18 +139,13 @@ Deno.test("serve decides as --pam: the same reply for the same request", async (
 Deno.test("serve decides as --pam: debug lines too, a reused connection saying so", async () => {
   const w = await world();
   try {
-    const args = [
-      `socket=${w.sim.urls.https[0]}`,
-      `cafile=${w.pki.caFile}`,
-      "debug",
-      "service=pop3",
-    ];
+    const args = [...w.all.args.tls, "debug", "service=pop3"];
     const first = await login(w.daemon.socket, { user: "alice", password: "secret", args });
     const second = await login(w.daemon.socket, { user: "alice", password: "secret", args });
     const pam = await runPam({ user: "alice", password: "secret", args }, { helper: HELPER });
     assert.deepEqual(first, pam.reply, "a first login opens its connection as --pam does");
     const steps = (r: typeof first) => r.log.map((l) => l.message.replace(/^socket=\S+ /, ""));
-    const port = new URL(w.sim.urls.https[0]).port;
+    const port = new URL(w.all.sim.urls.https[0]).port;
     assert.deepEqual(steps(second).slice(0, 1), [
       `connect: reusing a kept-alive connection to 127.0.0.1 port ${port}`,
     ]);

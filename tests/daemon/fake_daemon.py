@@ -1,11 +1,11 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """A fake resident helper for trust tests (a test double, run by tests/daemon/lib.ts).
 
 usage: fake_daemon.py SOCKET USER REPLY_FILE RECORD_FILE
 
 Binds SOCKET as the calling user (root: the socket is then root-owned in a trusted directory),
-makes it connectable by anyone, becomes USER, and only then listens, so that a client's
-SO_PEERCRED names USER. Every connection: read to end of stream (or 2 s), append the number of
+makes it connectable by anyone, becomes USER (when started as root), and only then listens, so
+that a client's SO_PEERCRED names USER. Every connection: read to end of stream (or 2 s), append the number of
 bytes received to RECORD_FILE, send the bytes of REPLY_FILE, close. Prints "ready" once listening.
 Python rather than Deno: Deno can neither change its uid nor listen after binding.
 """
@@ -24,9 +24,10 @@ def main() -> None:
     s.bind(path)
     os.chmod(path, 0o666)
     record = open(record_file, "a", buffering=1)
-    os.setgroups([])
-    os.setgid(pw.pw_gid)
-    os.setuid(pw.pw_uid)
+    if os.getuid() == 0 and pw.pw_uid != 0:
+        os.setgroups([])
+        os.setgid(pw.pw_gid)
+        os.setuid(pw.pw_uid)
     s.listen(16)
     print("ready", flush=True)
     while True:

@@ -7,27 +7,16 @@ import assert from "node:assert/strict";
 import { startKopanoSim } from "../kopano_sim/mod.ts";
 import { httpReply, startRawServer } from "../helper/lib/raw_server.ts";
 import { makeTestPki } from "../lib/pki.ts";
-import { login, startDaemon, status } from "./lib.ts";
+import { login, simAllTransports, startDaemon, status } from "./lib.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 Deno.test("keep-alive: one connection per server serves many logins; TLS negotiated once", async () => {
-  const pki = await makeTestPki();
-  const dir = await Deno.makeTempDir({ prefix: "pam_mapi_ka_" });
-  await using sim = await startKopanoSim({
-    listen: ["127.0.0.1:0"],
-    unix: `${dir}/server.sock`,
-    tls: { listen: "127.0.0.1:0", certFile: pki.certFile, keyFile: pki.keyFile },
-    disabledFeatures: "imap",
-    unixPeer: "user",
-  });
+  await using w = await simAllTransports({ disabledFeatures: "imap" });
+  const sim = w.sim;
   await using d = await startDaemon();
-  try {
-    const targets = [
-      [`socket=${sim.urls.http[0]}`],
-      [`socket=${sim.urls.https[0]}`, `cafile=${pki.caFile}`],
-      [`socket=${sim.urls.unix[0]}`],
-    ];
+  {
+    const targets = [w.args.tcp, w.args.tls, w.args.unix];
     for (let i = 0; i < 20; i++) {
       for (const t of targets) {
         const extra = i % 4 === 1 ? ["service=pop3"] : [];
@@ -48,9 +37,6 @@ Deno.test("keep-alive: one connection per server serves many logins; TLS negotia
     assert.equal(sim.openSessions(), 0);
     const s = await status(d.socket);
     assert.deepEqual(s.kopano_connections, { open: 3, idle: 3, opened: 3, reused: 57 });
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-    await Deno.remove(pki.dir, { recursive: true });
   }
 });
 

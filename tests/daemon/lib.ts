@@ -7,11 +7,30 @@
 // `startFakeDaemon()` (fake_daemon.py) listens on a trusted path but answers as another user and
 // counts the bytes it received.
 import { pamRequest, type PamRequestFields, type Reply, ROOT } from "../helper/lib/helper.ts";
+import { type KopanoSim, type KopanoSimOptions, startKopanoSim } from "../kopano_sim/mod.ts";
+import { makeTestPki, type TestPki } from "../lib/pki.ts";
 
 export const HELPER = `${ROOT}/dist/pam_mapi_helper`;
+/** Runs a command as nobody (setpriv(1)). */
+export const AS_NOBODY = ["setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups"];
 export const FAKE_DAEMON = `${ROOT}/tests/daemon/fake_daemon.py`;
 const enc = new TextEncoder();
 const dec = new TextDecoder();
+
+/** Runs the built helper once (`status`, or a `serve` expected to refuse), as root or via `wrap`. */
+export async function runHelper(
+  argv: string[],
+  wrap: string[] = [],
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const [cmd, ...args] = [...wrap, HELPER, ...argv];
+  const out = await new Deno.Command(cmd, {
+    args,
+    clearEnv: true,
+    env: { PATH: "/usr/bin:/bin" },
+    stdin: "null",
+  }).output();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
 
 /** A directory pam_mapi.so would trust for a daemon socket: root-owned, 0755, under /tmp. */
 export async function trustedDir(prefix = "pam_mapi_d_"): Promise<string> {
@@ -42,7 +61,16 @@ export interface DaemonOptions {
   helper?: string;
   /** Command to run the helper under (e.g. ["setpriv", "--reuid", "nobody", ...]). */
   wrap?: string[];
+  /** Environment besides PATH and DAEMON_ENV (the helper gets no other, as under systemd). */
+  env?: Record<string, string>;
 }
+
+/**
+ * What the daemon is run with, as the README says to: a small young generation for V8 (1 MB
+ * semi-spaces instead of up to 16 MB), which keeps its memory flat at a fraction of the default.
+ * Deno takes these flags before the ones on the helper's #! line.
+ */
+export const DAEMON_ENV = { DENO_V8_FLAGS: "--max-semi-space-size=1" };
 
 /** Runs `serve` and waits for its "started" line; throws with its log if it does not start. */
 export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
@@ -54,7 +82,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   const child = new Deno.Command(cmd, {
     args,
     clearEnv: true,
-    env: { PATH: "/usr/bin:/bin" },
+    env: { PATH: "/usr/bin:/bin", ...DAEMON_ENV, ...opts.env },
     stdin: "null",
     stdout: "null",
     stderr: "piped",
@@ -191,18 +219,29 @@ export interface FakeDaemon extends AsyncDisposable {
 
 /**
  * fake_daemon.py: binds `socket` as root (so the path passes check 1), then becomes `user` before
- * listening (so SO_PEERCRED names `user`), and answers every connection with `reply`.
+ * listening (so SO_PEERCRED names `user`), and answers every connection with `reply`. With `wrap`
+ * (e.g. setpriv) it runs as another user from the start, and its socket belongs to that user.
  */
 export async function startFakeDaemon(
   socket: string,
   user: string,
   reply: string,
+  wrap: string[] = [],
 ): Promise<FakeDaemon> {
   const record = `${socket}.received`;
   const replyFile = `${socket}.reply`;
   await Deno.writeTextFile(replyFile, reply);
-  const child = new Deno.Command("python3", {
-    args: [FAKE_DAEMON, socket, user, replyFile, record],
+  const [cmd, ...args] = [
+    ...wrap,
+    "/usr/bin/python3",
+    FAKE_DAEMON,
+    socket,
+    user,
+    replyFile,
+    record,
+  ];
+  const child = new Deno.Command(cmd, {
+    args,
     stdout: "piped",
     stderr: "piped",
   }).spawn();
@@ -225,6 +264,42 @@ export async function startFakeDaemon(
       await child.stdout.cancel().catch(() => {});
       await child.stderr.cancel().catch(() => {});
       for (const f of [socket, record, replyFile]) await Deno.remove(f).catch(() => {});
+    },
+  };
+}
+
+export interface SimWorld extends AsyncDisposable {
+  sim: KopanoSim;
+  pki: TestPki;
+  dir: string;
+  /** Module arguments that reach the sim over each transport (https with its cafile=). */
+  args: { tcp: string[]; tls: string[]; unix: string[] };
+}
+
+/** The Kopano-compatible server on TCP, TLS (a throw-away CA) and a UNIX socket at once. */
+export async function simAllTransports(opts: KopanoSimOptions = {}): Promise<SimWorld> {
+  const pki = await makeTestPki();
+  const dir = await Deno.makeTempDir({ prefix: "pam_mapi_sim_" });
+  const sim = await startKopanoSim({
+    listen: ["127.0.0.1:0"],
+    unix: `${dir}/server.sock`,
+    tls: { listen: "127.0.0.1:0", certFile: pki.certFile, keyFile: pki.keyFile },
+    unixPeer: "user",
+    ...opts,
+  });
+  return {
+    sim,
+    pki,
+    dir,
+    args: {
+      tcp: [`socket=${sim.urls.http[0]}`],
+      tls: [`socket=${sim.urls.https[0]}`, `cafile=${pki.caFile}`],
+      unix: [`socket=${sim.urls.unix[0]}`],
+    },
+    async [Symbol.asyncDispose]() {
+      await sim.close();
+      await Deno.remove(dir, { recursive: true });
+      await Deno.remove(pki.dir, { recursive: true });
     },
   };
 }

@@ -4,20 +4,12 @@
 // requests in progress, removes its socket and exits 0; its log names no user.
 import assert from "node:assert/strict";
 import { startKopanoSim } from "../kopano_sim/mod.ts";
-import { ask, HELPER, login, startDaemon, trustedDir } from "./lib.ts";
-
-const dec = new TextDecoder();
+import { AS_NOBODY, ask, login, runHelper, startDaemon, trustedDir } from "./lib.ts";
 
 /** Runs `serve` expecting it not to start; returns its exit code and log. */
 async function refused(args: string[], wrap: string[] = []) {
-  const [cmd, ...rest] = [...wrap, HELPER, "serve", ...args];
-  const out = await new Deno.Command(cmd, {
-    args: rest,
-    clearEnv: true,
-    env: { PATH: "/usr/bin:/bin" },
-    stdin: "null",
-  }).output();
-  return { code: out.code, log: dec.decode(out.stderr), stdout: dec.decode(out.stdout) };
+  const r = await runHelper(["serve", ...args], wrap);
+  return { code: r.code, log: r.stderr, stdout: r.stdout };
 }
 
 Deno.test("serve: listens with mode 0666 in a trusted directory; logs one start line", async () => {
@@ -91,7 +83,7 @@ Deno.test("serve: refuses to run as a user pam_mapi.so would not trust (nobody)"
     // so that only the daemon's own uid is in question. Its socket would belong to nobody.
     await Deno.mkdir(`${dir}/run`);
     await Deno.chmod(`${dir}/run`, 0o1777);
-    const wrap = ["setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups"];
+    const wrap = AS_NOBODY;
     const r = await refused(["--socket", `${dir}/run/helper.sock`], wrap);
     assert.equal(r.code, 1);
     assert.match(
