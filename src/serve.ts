@@ -131,6 +131,8 @@ function listen(path: string, trusted: Map<number, string>): Listening {
   }
 }
 
+const PERMISSIONS = ["net", "read", "write", "env", "run", "ffi", "sys", "import"] as const;
+
 function memoryKb() {
   const m = Deno.memoryUsage();
   const kb = (n: number) => Math.round(n / 1024);
@@ -216,6 +218,9 @@ export async function runServe(argv: string[]): Promise<number> {
         latency_ms: stats.percentiles(),
         kopano_connections: pool.stats(),
         ca_cache: ca.size,
+        permissions: Object.fromEntries(
+          PERMISSIONS.map((name) => [name, Deno.permissions.querySync({ name }).state]),
+        ),
         memory_kb: memoryKb(),
         touch: touch(ms),
       }),

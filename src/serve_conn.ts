@@ -7,7 +7,7 @@ import type { DaemonLog } from "./daemon_log.ts";
 import type { DaemonStats } from "./daemon_stats.ts";
 import { closeQuietly } from "./http.ts";
 import { encodeReply, MAX_REQUEST } from "./protocol.ts";
-import { handleRequest, type RequestOptions } from "./request.ts";
+import { handleRequest, internalError, type RequestOptions } from "./request.ts";
 import { parseStatusQuery } from "./status_query.ts";
 
 export const REQUEST_MS = 2000;
@@ -102,6 +102,11 @@ async function writeAll(conn: Deno.Conn, text: string): Promise<void> {
 export async function serveConnection(conn: Deno.Conn, ctx: ConnectionContext): Promise<void> {
   const { stats } = ctx;
   const deadline = new Deadline(REQUEST_MS);
+  let writing = false; // past this point a failure is the client's (gone, or not reading)
+  const reply = async (text: string) => {
+    writing = true;
+    await writeAll(conn, text);
+  };
   try {
     const got = await receive(conn, deadline);
     deadline.cancel();
@@ -111,34 +116,38 @@ export async function serveConnection(conn: Deno.Conn, ctx: ConnectionContext): 
     }
     if (got.kind === "late") {
       stats.late++;
-      await writeAll(conn, LATE_REPLY);
+      await reply(LATE_REPLY);
       return;
     }
     const start = performance.now();
     const query = parseStatusQuery(got.bytes);
     if (query) {
       stats.statusQueries++;
-      await writeAll(conn, ctx.statusReply(query.touch));
+      await reply(ctx.statusReply(query.touch));
       return;
     }
     const h = await handleRequest(got.bytes, ctx.request); // wipes the request bytes
     if (h.kind === "malformed") stats.malformed++;
-    if (h.kind === "internal") {
-      stats.internalErrors++;
-      ctx.log.limited(
-        "internal",
-        `internal error (${h.error}) while deciding a login: answered PAM_SERVICE_ERR`,
-      );
-    }
-    await writeAll(conn, h.reply);
+    if (h.kind === "internal") internal(ctx, h.error!);
+    await reply(h.reply);
     if (h.kind !== "malformed") stats.login(h.result, performance.now() - start);
     if (!got.ended) await drain(conn);
-  } catch {
-    // The client went away, or would not read its reply in time: nothing more to tell it.
+  } catch (e) {
+    // A bug here, before any reply, still gets its PAM_SERVICE_ERR (fail closed).
+    if (!writing) {
+      const h = internalError(e);
+      internal(ctx, h.error!);
+      await writeAll(conn, h.reply).catch(() => {});
+    }
   } finally {
     deadline.cancel();
     closeQuietly(conn);
   }
+}
+
+function internal(ctx: ConnectionContext, error: string): void {
+  ctx.stats.internalErrors++;
+  ctx.log.limited("internal", `internal error (${error}) in a request: answered PAM_SERVICE_ERR`);
 }
 
 let draining = 0;

@@ -64,6 +64,8 @@ export interface DaemonStatus {
   latency_ms: { p50: number | null; p95: number | null; samples: number };
   kopano_connections: PoolStats;
   ca_cache: { files: number; bytes: number };
+  /** Deno permissions the daemon holds: "granted" for net, read and write, the rest given up. */
+  permissions: Record<string, string>;
   /** The daemon's memory in KiB: resident, and the JavaScript heap's size, use and outside buffers. */
   memory_kb: { rss: number; heap_total: number; heap_used: number; external: number };
   /** "done" when the socket's times were set as asked, otherwise why not. */

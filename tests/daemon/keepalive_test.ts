@@ -127,6 +127,27 @@ Deno.test("keep-alive: a server that idle-closes sooner than the daemon (server_
   assert.equal(sim.requests.length, 6, "no request was lost or sent twice");
 });
 
+Deno.test("keep-alive: at most 16 idle connections are kept per server", async () => {
+  await using sim = await startKopanoSim({
+    faults: [{ kind: "delay", value: 300, method: "logon" }],
+  });
+  await using d = await startDaemon();
+  const args = [`socket=${sim.urls.http[0]}`];
+  const all = await Promise.all(
+    Array.from({ length: 24 }, () => login(d.socket, { user: "alice", password: "secret", args })),
+  );
+  assert.deepEqual(all.map((r) => r.result), Array(24).fill("PAM_SUCCESS"));
+  assert.equal(sim.connectionStats().accepted.tcp, 24, "24 at once: 24 connections");
+  assert.deepEqual((await status(d.socket)).kopano_connections, {
+    open: 16,
+    idle: 16,
+    opened: 24,
+    reused: 0,
+  });
+  await sleep(100);
+  assert.equal(sim.connectionStats().open, 16, "the other 8 were closed");
+});
+
 /** Minimal gSOAP-style replies for the scriptable server. */
 function envelope(inner: string): string {
   return '<?xml version="1.0" encoding="UTF-8"?>\n<SOAP-ENV:Envelope ' +

@@ -65,6 +65,17 @@ Deno.test("status: a trusted daemon, step by step, with its counters; exit 0 (al
   assert.equal(j.daemon.status_queries, 2);
   assert.deepEqual(j.daemon.limits, { in_progress: 128, request_bytes: 65536, request_ms: 2000 });
   assert.equal(j.trusted_accounts["0"], "root");
+  // It holds network, read and write access, and has given up the rest: it never runs anything.
+  assert.deepEqual(j.daemon.permissions, {
+    net: "granted",
+    read: "granted",
+    write: "granted",
+    env: "prompt",
+    run: "prompt",
+    ffi: "prompt",
+    sys: "prompt",
+    import: "prompt",
+  });
 
   // An ordinary user can check too: the proof needs no privilege.
   const asNobody = await statusJson(d.socket, AS_NOBODY);
