@@ -4,8 +4,14 @@
 // against the Kopano-compatible server as a process of its own on 127.0.0.1.
 //
 //   deno task build && deno run -A scripts/bench/daemon.ts [--count N] [--seconds S] [--memory N]
+//       [--clients N] [--v8=FLAGS]
+//
+// --v8=FLAGS runs the daemon from src/ with exactly these V8 flags (e.g. "--max-semi-space-size=1",
+// "" for none) instead of the built helper, whose #! line has --jitless,--single-threaded: to see
+// what the launcher should give `serve`.
 import { parseArgs } from "node:util";
 import { login, procUsage, startDaemon } from "../../tests/daemon/lib.ts";
+import { ROOT } from "./mod.ts";
 import { fmt, percentile } from "./stats.ts";
 import { startSim } from "./sim.ts";
 
@@ -16,6 +22,7 @@ const { values } = parseArgs({
     seconds: { type: "string" },
     memory: { type: "string" },
     clients: { type: "string" },
+    v8: { type: "string" },
   },
 });
 const COUNT = Number(values.count ?? 3000);
@@ -26,7 +33,19 @@ const load = () => Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3)
 
 console.log(`load average at start: ${load()}`);
 await using sim = await startSim();
-await using d = await startDaemon();
+const fromSource = values.v8 === undefined ? {} : {
+  helper: `${ROOT}/src/main.ts`,
+  wrap: [Deno.execPath(), "run", "--no-config", "--no-prompt", "-N", "-R", "-W"].concat(
+    values.v8 ? [`--v8-flags=${values.v8}`] : [],
+  ),
+  env: { DENO_V8_FLAGS: "", DENO_TLS_CA_STORE: "", HOME: Deno.env.get("HOME") ?? "/root" },
+};
+await using d = await startDaemon(fromSource);
+console.log(
+  values.v8 === undefined
+    ? "daemon: dist/pam_mapi_helper, DENO_V8_FLAGS=--max-semi-space-size=1"
+    : `daemon: src/main.ts, --v8-flags=${values.v8}`,
+);
 const args = [`socket=${sim.url}`];
 const one = async () => {
   const r = await login(d.socket, { user: "alice", password: "secret", args });

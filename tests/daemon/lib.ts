@@ -61,7 +61,10 @@ export interface DaemonOptions {
   helper?: string;
   /** Command to run the helper under (e.g. ["setpriv", "--reuid", "nobody", ...]). */
   wrap?: string[];
-  /** Environment besides PATH and DAEMON_ENV (the helper gets no other, as under systemd). */
+  /**
+   * Environment besides PATH and DAEMON_ENV (the helper gets no other, as under systemd); an empty
+   * value removes a variable.
+   */
   env?: Record<string, string>;
 }
 
@@ -79,10 +82,12 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   const socket = opts.socket ?? `${dir}/helper.sock`;
   const argv = [opts.helper ?? HELPER, "serve", ...(opts.args ?? ["--socket", socket])];
   const [cmd, ...args] = [...(opts.wrap ?? []), ...argv];
+  const env = Object.entries({ PATH: "/usr/bin:/bin", ...DAEMON_ENV, ...opts.env })
+    .filter(([, v]) => v !== "");
   const child = new Deno.Command(cmd, {
     args,
     clearEnv: true,
-    env: { PATH: "/usr/bin:/bin", ...DAEMON_ENV, ...opts.env },
+    env: Object.fromEntries(env),
     stdin: "null",
     stdout: "null",
     stderr: "piped",
