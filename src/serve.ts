@@ -16,7 +16,7 @@ import {
   REQUEST_MS,
   serveConnection,
 } from "./serve_conn.ts";
-import { encodeStatusReply, TOUCH_WINDOW_MS } from "./status_query.ts";
+import { type Listening, statusReply, stillOurs } from "./serve_status.ts";
 import {
   checkSocketPath,
   DEFAULT_DAEMON_SOCKET,
@@ -98,14 +98,6 @@ async function prepareSocketPath(path: string, trusted: Map<number, string>): Pr
   throw new StartError(`a daemon already answers on ${path}`);
 }
 
-interface Listening {
-  listener: Deno.Listener;
-  /** Identity of the socket file we created, to remove it only while it is ours. */
-  dev: number;
-  ino: number;
-  uid: number;
-}
-
 function listen(path: string, trusted: Map<number, string>): Listening {
   const listener = Deno.listen({ transport: "unix", path });
   try {
@@ -128,28 +120,6 @@ function listen(path: string, trusted: Map<number, string>): Listening {
   } catch (e) {
     listener.close(); // Deno removes the socket file with it
     throw e;
-  }
-}
-
-const PERMISSIONS = ["net", "read", "write", "env", "run", "ffi", "sys", "import"] as const;
-
-function memoryKb() {
-  const m = Deno.memoryUsage();
-  const kb = (n: number) => Math.round(n / 1024);
-  return {
-    rss: kb(m.rss),
-    heap_total: kb(m.heapTotal),
-    heap_used: kb(m.heapUsed),
-    external: kb(m.external),
-  };
-}
-
-function stillOurs(path: string, l: Listening): boolean {
-  try {
-    const info = Deno.lstatSync(path);
-    return info.isSocket === true && info.dev === l.dev && info.ino === l.ino;
-  } catch {
-    return false;
   }
 }
 
@@ -181,49 +151,11 @@ export async function runServe(argv: string[]): Promise<number> {
   const pool = new ConnectionPool();
   const ca = new CaCache();
   const started = new Date();
-  const touch = (ms: number): string => {
-    if (Math.abs(ms - Date.now()) > TOUCH_WINDOW_MS) return "refused: time too far from now";
-    if (!stillOurs(path, listening)) return "refused: the socket path no longer names our socket";
-    try {
-      Deno.utimeSync(path, new Date(ms), new Date(ms));
-      return "done";
-    } catch (e) {
-      return `failed: ${(e as Error).name}`;
-    }
-  };
   const ctx: ConnectionContext = {
     stats,
     log,
     request: { narrow: false, loadCa: ca.load, connector: (id) => pool.connector(id) },
-    statusReply: (ms) =>
-      encodeStatusReply({
-        version: VERSION,
-        pid: Deno.pid,
-        uid: listening.uid,
-        socket: path,
-        started: started.toISOString(),
-        uptime_s: Math.round((Date.now() - started.getTime()) / 100) / 10,
-        limits: {
-          in_progress: MAX_IN_PROGRESS,
-          request_bytes: MAX_REQUEST,
-          request_ms: REQUEST_MS,
-        },
-        logins: { ...stats.logins },
-        in_progress: stats.inProgress,
-        rejected_busy: stats.rejectedBusy,
-        malformed: stats.malformed,
-        late: stats.late,
-        internal_errors: stats.internalErrors,
-        status_queries: stats.statusQueries,
-        latency_ms: stats.percentiles(),
-        kopano_connections: pool.stats(),
-        ca_cache: ca.size,
-        permissions: Object.fromEntries(
-          PERMISSIONS.map((name) => [name, Deno.permissions.querySync({ name }).state]),
-        ),
-        memory_kb: memoryKb(),
-        touch: touch(ms),
-      }),
+    statusReply: (ms) => statusReply({ path, listening, stats, pool, ca, started }, ms),
   };
 
   // A bug must never end the daemon: it becomes that request's PAM_SERVICE_ERR (request.ts), and
