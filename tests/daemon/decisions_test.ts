@@ -156,3 +156,25 @@ Deno.test("serve decides as --pam: debug lines too, a reused connection saying s
     await dispose(w);
   }
 });
+
+Deno.test("serve caches nothing: every login asks the server, a success is not remembered", async () => {
+  await using sim = await startKopanoSim();
+  await using d = await startDaemon();
+  const args = [`socket=${sim.urls.http[0]}`, "timeout=2"];
+  const go = (password: string) => login(d.socket, { user: "alice", password, args });
+  assert.equal((await go("secret")).result, "PAM_SUCCESS");
+  assert.equal((await go("wrong")).result, "PAM_AUTH_ERR", "right a moment ago, wrong now");
+  assert.equal((await go("secret")).result, "PAM_SUCCESS");
+  // Kopano goes down: the kept connection is dropped, new ones refused. Nothing to answer from.
+  await sim.setFaults([{ kind: "refuse" }, { kind: "drop" }]);
+  const down = await go("secret");
+  assert.equal(down.result, "PAM_AUTHINFO_UNAVAIL");
+  assert.match(down.log.at(-1)!.message, /connect failed: connection refused/);
+  await sim.clearFaults();
+  assert.equal((await go("secret")).result, "PAM_SUCCESS");
+  assert.deepEqual(
+    sim.requests.filter((r) => r.method === "logon").map((r) => r.outcome),
+    ["reply", "reply", "reply", "injected: drop", "reply"],
+    "each login sent its own logon",
+  );
+});
