@@ -40,7 +40,7 @@ serve [--socket PATH]
 status [--socket PATH] [--json]
   Whether pam_mapi.so would hand logins to the daemon on that socket: the trust check step by
   step (directories, socket, the daemon's identity), then the daemon's version, uptime, logins
-  by result, requests in progress and refused, recent latency, open Kopano connections.
+  by result, requests in progress and refused, recent latency, open Kopano connections, memory.
   --json    print the same as one JSON object
   Exit status: 0 a trusted daemon answers, 1 pam_mapi.so would refuse the daemon (every login
   would fail), 2 no daemon answers (pam_mapi.so starts the helper for each login), 3 anything
