@@ -143,6 +143,10 @@ export class Connection {
   close(reason = "sim"): void {
     if (this.#closed) return;
     this.#closed = true;
+    // A TLS connection closed before its handshake completed never will: say so at once.
+    if (this.transport === "tls" && this.info.tlsHandshake === null) {
+      this.host.connections.handshake(this.info, false);
+    }
     this.host.connections.closed(this.info, reason);
     this.#disarm();
     for (const wake of this.#wakers) wake();
@@ -224,8 +228,8 @@ export class Connection {
     try {
       await (this.conn as Deno.TlsConn).handshake();
     } catch {
-      this.host.connections.handshake(this.info, false);
-      this.#endReason = this.#closed ? "idle" : "tls handshake failed";
+      if (!this.#closed) this.host.connections.handshake(this.info, false);
+      this.#endReason = "tls handshake failed"; // (when the idle timer closed it, that reason stays)
       return false;
     }
     this.host.connections.handshake(this.info, true);
