@@ -31,6 +31,8 @@ export interface Config {
   timeout: number;
   cafile: string | null;
   helper: string | null;
+  /** daemon=: the resident helper's socket for the shim, "off", or null (not given). */
+  daemon: string | null;
   ignoreAuthinfoUnavail: boolean;
 }
 
@@ -39,7 +41,7 @@ export const DEFAULT_TIMEOUT = 10;
 export const MAX_SOCKETS = 8;
 export const FEATURES = ["imap", "pop3", "mobile", "outlook", "webapp"];
 const FLAGS = ["try_first_pass", "use_first_pass", "quiet", "debug", "ignore_authinfo_unavail"];
-const VALUED = ["socket", "service", "timeout", "cafile", "helper"];
+const VALUED = ["socket", "service", "timeout", "cafile", "helper", "daemon"];
 // Longest UNIX socket path Linux accepts (sun_path is 108 bytes including the NUL).
 const MAX_UNIX_PATH = 107;
 
@@ -173,6 +175,7 @@ export function parseModuleArgs(args: readonly string[]): Config {
     timeout: DEFAULT_TIMEOUT,
     cafile: null,
     helper: null,
+    daemon: null,
     ignoreAuthinfoUnavail: false,
   };
   for (const arg of args) {
@@ -203,6 +206,8 @@ export function parseModuleArgs(args: readonly string[]): Config {
     if (name === "service") cfg.services = parseServices(value);
     else if (name === "timeout") cfg.timeout = parseTimeout(value);
     else if (name === "cafile") cfg.cafile = absolutePath("cafile", value);
+    // daemon= is the shim's (docs/protocol.md §6, §7): checked here, otherwise ignored.
+    else if (name === "daemon") cfg.daemon = value === "off" ? value : absolutePath(name, value);
     else cfg.helper = absolutePath("helper", value);
   }
   if (cfg.tryFirstPass && cfg.useFirstPass) {

@@ -2,10 +2,10 @@
 // and logoff whenever a session was opened. Returns what the server said, in terms the decision
 // (authenticate.ts) understands; every step is reported for debug lines and `check`.
 import type { Config, SocketSpec } from "./args.ts";
-import { ConnectError, openConnection } from "./connect.ts";
+import { ConnectError, openConnection, StepReporter } from "./connect.ts";
 import { Deadline } from "./deadline.ts";
-import { Channel, errorText, HttpReply } from "./http.ts";
 import { decideFeatures } from "./features.ts";
+import { Channel, closeQuietly, ConnectionSource, errorText, HttpReply } from "./http.ts";
 import { KCERR_LOGON_FAILED, kcerrName } from "./kcerr.ts";
 import { neutralise } from "./log_text.ts";
 import {
@@ -50,6 +50,21 @@ export interface Credentials {
   service: string | null;
 }
 
+/** Gives an attempt its connections to one server, bounded by the attempt's deadline. */
+export type Connector = (
+  spec: SocketSpec,
+  caCerts: string[] | undefined,
+  deadline: Deadline,
+  report: StepReporter,
+) => ConnectionSource;
+
+/** The fork path's way: a new connection for each attempt, closed at its end. */
+export const freshConnections: Connector = (spec, caCerts, deadline, report) => ({
+  take: () => null,
+  open: () => openConnection(spec, deadline, caCerts, report),
+  done: (conn) => closeQuietly(conn),
+});
+
 /** When the deadline has passed with a session open, logoff gets this much extra time. */
 const LATE_LOGOFF_MS = 500;
 
@@ -79,15 +94,18 @@ export async function attempt(
   creds: Credentials,
   caCerts: string[] | undefined,
   observe: Observer,
+  connect: Connector = freshConnections,
 ): Promise<AttemptOutcome> {
   const note = (step: StepName, ok: boolean, text: string) =>
     observe({ socket: spec.url, step, ok, text });
   const clean = (s: string) => serverText(s, creds.password);
   const deadline = new Deadline(cfg.timeout * 1000);
-  const channelFor = (d: Deadline) =>
-    new Channel(() => openConnection(spec, d, caCerts, note), spec, d);
+  const channelFor = (d: Deadline) => new Channel(connect(spec, caCerts, d, note), spec, d);
   let channel = channelFor(deadline);
   let session: string | null = null;
+  // Whether the connection may serve another login (the resident helper keeps it alive): not
+  // after anything went wrong on it, whatever the verdict.
+  let reusable = true;
 
   const call = async (what: string, body: string): Promise<HttpReply> => {
     try {
@@ -163,6 +181,7 @@ export async function attempt(
     note("features", true, `feature ${verdict.feature} is enabled`);
     return { kind: "accepted", feature: verdict.feature };
   } catch (e) {
+    reusable = false;
     if (e instanceof NoAnswer) {
       note(e.step, false, e.message);
       return { kind: "no-answer", reason: e.message };
@@ -172,6 +191,7 @@ export async function attempt(
     if (session !== null) {
       let late: Deadline | null = null;
       if (deadline.expired) {
+        reusable = false;
         late = new Deadline(LATE_LOGOFF_MS);
         channel.close();
         channel = channelFor(late);
@@ -179,8 +199,10 @@ export async function attempt(
       try {
         const r = await channel.post(logoffEnvelope(session));
         const problem = replyProblem(r, "logoff", creds.password);
-        if (problem) note("logoff", false, problem);
-        else {
+        if (problem) {
+          reusable = false;
+          note("logoff", false, problem);
+        } else {
           const result = parseLogoffReply(r.body);
           note(
             "logoff",
@@ -189,12 +211,13 @@ export async function attempt(
           );
         }
       } catch (e) {
+        reusable = false;
         note("logoff", false, `logoff failed: ${clean(errorText(e))}`);
       } finally {
         late?.cancel();
       }
     }
-    channel.close();
+    channel.finish(reusable);
     deadline.cancel();
   }
 }

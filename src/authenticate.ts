@@ -2,7 +2,7 @@
 // stops at the first definite answer, and turns the outcome into a PAM result and log records.
 // `--pam` and `check` both run exactly this.
 import type { Config } from "./args.ts";
-import { attempt, AttemptOutcome, Observer, Step } from "./attempt.ts";
+import { attempt, AttemptOutcome, Connector, Observer, Step } from "./attempt.ts";
 import { checkCredentials } from "./input.ts";
 import { neutralise } from "./log_text.ts";
 import type { LogRecord, PamResult, Priority } from "./results.ts";
@@ -57,6 +57,7 @@ export async function authenticate(
   input: AuthInput,
   caCerts: string[] | undefined,
   observe: Observer = () => {},
+  connect?: Connector,
 ): Promise<Decision> {
   const steps: Step[] = [];
   const log: LogRecord[] = [];
@@ -122,6 +123,7 @@ export async function authenticate(
       { user: creds.user, password: creds.password, service: clientMisc(service) },
       caCerts,
       onStep,
+      connect,
     );
     const socket = spec.url;
     switch (outcome.kind) {

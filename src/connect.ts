@@ -50,10 +50,7 @@ export async function openConnection(
   // not yet acknowledged waits for the peer's delayed ACK, about 40 ms: the TLS handshake's last
   // flight and our request, or any request sent in two writes. UNIX sockets have no Nagle.
   if (spec.kind !== "unix") (conn as Deno.TcpConn).setNoDelay(true);
-  const where = spec.kind === "unix"
-    ? `UNIX socket ${spec.socketPath}`
-    : `${spec.host} port ${spec.port}`;
-  report("connect", true, `connected to ${where}`);
+  report("connect", true, `connected to ${targetName(spec)}`);
   if (spec.kind !== "https") return conn;
 
   const unregister = deadline.onExpire(() => {
@@ -78,6 +75,11 @@ export async function openConnection(
   } finally {
     unregister();
   }
+}
+
+/** "UNIX socket PATH" or "HOST port N", for step texts. */
+export function targetName(spec: SocketSpec): string {
+  return spec.kind === "unix" ? `UNIX socket ${spec.socketPath}` : `${spec.host} port ${spec.port}`;
 }
 
 /** A short, log-safe description of a connect or TLS error. */

@@ -1,13 +1,18 @@
 // `pam_mapi_helper --help`. The README and the man pages quote this text: keep it true to the code.
 import { DEFAULT_SOCKET, DEFAULT_TIMEOUT, FEATURES, MAX_SOCKETS } from "./args.ts";
+import { MAX_IN_PROGRESS } from "./serve_conn.ts";
+import { DEFAULT_DAEMON_SOCKET, SERVICE_ACCOUNT } from "./trust.ts";
 
 export const HELP = `Usage:
   pam_mapi_helper check [--json] USER [MODULE-ARGS...]
   pam_mapi_helper --pam
+  pam_mapi_helper serve [--socket PATH]
+  pam_mapi_helper status [--socket PATH] [--json]
   pam_mapi_helper --help | --version
 
 Verifies a user name and password against a Kopano or Zarafa server over its SOAP protocol.
-pam_mapi.so runs it with --pam for every login; run "check" by hand to see what the module does.
+pam_mapi.so runs it with --pam for every login, or asks the resident one ("serve"); run "check"
+by hand to see what the module does.
 
 check USER [MODULE-ARGS...]
   Takes the same arguments as the pam_mapi.so line in /etc/pam.d, reads the password from the
@@ -22,6 +27,24 @@ check USER [MODULE-ARGS...]
 --pam
   Module mode: reads one JSON request on standard input and writes one JSON reply on standard
   output (docs/protocol.md, version 1); it never prompts. Not meant to be run by hand.
+
+serve [--socket PATH]
+  The resident helper: listens on a UNIX socket (default ${DEFAULT_DAEMON_SOCKET}, mode 0666)
+  and answers each connection as --pam does, keeping connections to the Kopano servers open for
+  the next login. pam_mapi.so uses it when it can trust it (daemon=); otherwise it starts a helper
+  per login. Runs as root or ${SERVICE_ACCOUNT}, in a directory that only they can write; refuses to
+  start otherwise, or when the socket path is in use. Handles ${MAX_IN_PROGRESS} logins at once;
+  beyond that it answers PAM_AUTHINFO_UNAVAIL at once. Caches no password and no result. Logs to
+  standard error. Stops on SIGTERM or SIGINT once the logins in progress are answered.
+
+status [--socket PATH] [--json]
+  Whether pam_mapi.so would hand logins to the daemon on that socket: the trust check step by
+  step (directories, socket, the daemon's identity), then the daemon's version, uptime, logins
+  by result, requests in progress and refused, recent latency, open Kopano connections, memory.
+  --json    print the same as one JSON object
+  Exit status: 0 a trusted daemon answers, 1 pam_mapi.so would refuse the daemon (every login
+  would fail), 2 no daemon answers (pam_mapi.so starts the helper for each login), 3 anything
+  else (bad usage, no or no sensible answer).
 
 Module arguments:
   socket=URL     server to ask: http://HOST[:PORT]/PATH, https://HOST[:PORT]/PATH or
@@ -47,8 +70,9 @@ Module arguments:
   ignore_authinfo_unavail
                  answer PAM_IGNORE instead of PAM_AUTHINFO_UNAVAIL when no server gave an answer.
                  Dangerous next to permissive modules: read pam_mapi(8) first.
-  try_first_pass, use_first_pass, helper=PATH
-                 read by pam_mapi.so (password handling, helper location); checked here too.
+  try_first_pass, use_first_pass, helper=PATH, daemon=PATH|off
+                 read by pam_mapi.so (password handling, helper location, which resident
+                 helper to ask, see serve); checked here too.
 
 Every logon asks the server to check the password even over a UNIX socket (NO_UID_AUTH). Over
 file:// a server that cannot promise that (older than Zarafa 7.1.1, or not saying its version)

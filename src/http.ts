@@ -8,7 +8,7 @@ import { neutralise } from "./log_text.ts";
 
 export const MAX_BODY = 1024 * 1024;
 const MAX_HEAD = 16 * 1024;
-const READ_SIZE = 64 * 1024;
+const READ_SIZE = 16 * 1024;
 
 /** The transport failed or the reply is not acceptable HTTP: the server gave no usable answer. */
 export class HttpError extends Error {
@@ -199,16 +199,34 @@ function concat(parts: Uint8Array[], total: number): Uint8Array {
 }
 
 /**
- * One connection reused for every call of one attempt. `open` makes a new connection; it is
- * called lazily, again after the server closed the connection, and once more when a reused
- * keep-alive connection turns out to be closed before any byte of a reply.
+ * Where a Channel gets its connections. The fork path opens a fresh one per attempt and closes
+ * it at the end; the resident helper also lends and takes back kept-alive ones (src/pool.ts).
+ */
+export interface ConnectionSource {
+  /** A kept-alive connection to reuse, or null. */
+  take(): Deno.Conn | null;
+  /** A new connection (throws ConnectError). */
+  open(): Promise<Deno.Conn>;
+  /** The channel is done with `conn`: keep it for reuse only when `reusable`, else close it. */
+  done(conn: Deno.Conn, reusable: boolean): void;
+}
+
+/**
+ * One connection reused for every call of one attempt. It comes from the source lazily: a
+ * kept-alive one when the source has one, else a new one; again after the server closed it; and
+ * once more, always new, when a reused connection (kept alive from an earlier call or lent by the
+ * source) turns out to be closed before any byte of a reply.
  */
 export class Channel {
   #conn: Deno.Conn | null = null;
   #unregister: (() => void) | null = null;
+  /** The last exchange left the connection ready for another request (see finish()). */
+  #clean = false;
+  /** An exchange on this connection was not clean: never lend it out again. */
+  #spoiled = false;
 
   constructor(
-    private open: () => Promise<Deno.Conn>,
+    private source: ConnectionSource,
     private target: Target,
     private deadline: Deadline,
   ) {}
@@ -223,12 +241,18 @@ export class Channel {
     const request = concat([head, payload], head.length + payload.length);
     payload.fill(0); // the logon body holds the password: keep as few copies as we can
     try {
-      const reused = this.#conn !== null;
+      let reused = this.#conn !== null;
+      if (this.#conn === null) {
+        const kept = this.source.take();
+        reused = kept !== null;
+        this.#attach(kept ?? await this.source.open());
+      }
       try {
         return await this.#exchange(request);
       } catch (e) {
         if (!reused || !(e instanceof ClosedBeforeReply)) throw e;
         this.close(); // the server idle-closed our keep-alive socket: one fresh try
+        this.#attach(await this.source.open());
         return await this.#exchange(request);
       }
     } catch (e) {
@@ -239,13 +263,16 @@ export class Channel {
     }
   }
 
+  #attach(conn: Deno.Conn): void {
+    this.#conn = conn;
+    this.#clean = false;
+    this.#spoiled = false;
+    this.#unregister = this.deadline.onExpire(() => this.close());
+  }
+
   async #exchange(request: Uint8Array): Promise<HttpReply> {
-    if (this.#conn === null) {
-      const conn = await this.open();
-      this.#conn = conn;
-      this.#unregister = this.deadline.onExpire(() => this.close());
-    }
-    const conn = this.#conn;
+    const conn = this.#conn!;
+    this.#clean = false;
     try {
       await writeAll(conn, request, this.deadline);
     } catch (e) {
@@ -319,18 +346,41 @@ export class Channel {
     } catch {
       throw new HttpError("reply body is not valid UTF-8");
     }
+    // Only a complete HTTP/1.1 200 reply on a kept-alive connection leaves it fit to lend out
+    // again (gSOAP always answers HTTP/1.1: anything else is not the server we think it is).
+    this.#clean = this.#conn !== null && head.status === 200 && head.version === "1.1";
+    if (!this.#clean) this.#spoiled = true;
     return { status: head.status, body: text };
   }
 
   close(): void {
+    this.#release(false);
+  }
+
+  /**
+   * Ends the channel: its connection goes back to the source for reuse when `reusable` (the
+   * caller saw nothing wrong) and the last exchange left it clean; otherwise it is closed.
+   */
+  finish(reusable: boolean): void {
+    this.#release(reusable && this.#clean && !this.#spoiled && !this.deadline.expired);
+  }
+
+  #release(reusable: boolean): void {
     this.#unregister?.();
     this.#unregister = null;
-    try {
-      this.#conn?.close();
-    } catch {
-      // already closed
-    }
+    const conn = this.#conn;
     this.#conn = null;
+    this.#clean = false;
+    if (conn !== null) this.source.done(conn, reusable);
+  }
+}
+
+/** Closes a connection, ignoring that it may be closed already. */
+export function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // already closed
   }
 }
 

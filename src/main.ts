@@ -1,12 +1,12 @@
 // pam_mapi_helper: entry point. Dispatches on the command line and does no other top-level work,
 // because this process starts for every SMTP login: the module path (--pam) is loaded eagerly,
-// everything only an administrator uses (check, help) is imported on demand.
+// everything else (check, serve, status, help) is imported on demand.
 import { takeLauncherArgs } from "./launch.ts";
 import { runPam } from "./pam_mode.ts";
 import { VERSION } from "./version.ts";
 
-const USAGE =
-  "Usage: pam_mapi_helper check [--json] USER [MODULE-ARGS...] | --pam | --help | --version\n";
+const USAGE = "Usage: pam_mapi_helper check [--json] USER [MODULE-ARGS...] | --pam |\n" +
+  "       serve [--socket PATH] | status [--socket PATH] [--json] | --help | --version\n";
 
 async function main(argv: string[]): Promise<number> {
   const out = (s: string, fd: typeof Deno.stdout | typeof Deno.stderr = Deno.stdout) =>
@@ -15,6 +15,14 @@ async function main(argv: string[]): Promise<number> {
   if (argv[0] === "check") {
     const { runCheck } = await import("./check.ts");
     return await runCheck(argv.slice(1));
+  }
+  if (argv[0] === "serve") {
+    const { runServe } = await import("./serve.ts");
+    return await runServe(argv.slice(1));
+  }
+  if (argv[0] === "status") {
+    const { runStatus } = await import("./status.ts");
+    return await runStatus(argv.slice(1));
   }
   if (argv.length === 1 && (argv[0] === "--help" || argv[0] === "-h")) {
     const { HELP } = await import("./help.ts");

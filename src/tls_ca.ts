@@ -5,11 +5,11 @@
 // Deno's own root store is empty and the certificates loaded here are the only trust anchors:
 // cafile= when given, otherwise the system bundle (where an administrator puts a local CA).
 
-const SYSTEM_BUNDLES = [
+export const SYSTEM_BUNDLES = [
   "/etc/ssl/certs/ca-certificates.crt", // Debian, Ubuntu
   "/etc/pki/tls/certs/ca-bundle.crt", // Fedora, RHEL
 ];
-const MAX_PEM = 4 * 1024 * 1024;
+export const MAX_PEM = 4 * 1024 * 1024;
 
 export class CaError extends Error {
   constructor(message: string) {
@@ -22,24 +22,47 @@ export interface CaSet {
   certs: string[];
   /** Where they came from, for check/debug output. */
   source: string;
+  /** What they are (file and content), when the reader says; keeps TLS connections apart. */
+  identity?: string;
 }
 
-function readPem(path: string): string {
-  const info = Deno.statSync(path);
+/** What a reader returns for one CA file: its PEM text, and its identity when it has one. */
+export interface PemFile {
+  text: string;
+  identity?: string;
+}
+
+/** Refuses what is not a regular file of at most 4 MiB (judged before it is opened). */
+export function checkCaFile(path: string, info: Deno.FileInfo): void {
   if (!info.isFile) throw new CaError(`${path} is not a regular file`);
   if (info.size > MAX_PEM) throw new CaError(`${path} is larger than 4 MiB`);
-  const text = Deno.readTextFileSync(path);
+}
+
+/** Refuses a file that holds no certificate. */
+export function checkPem(path: string, text: string): string {
   if (!text.includes("-----BEGIN CERTIFICATE-----")) {
     throw new CaError(`${path} holds no PEM certificate`);
   }
   return text;
 }
 
-/** cafile= when given (an unreadable file is a configuration error), else the system bundle. */
-export function loadCaCerts(cafile: string | null): CaSet {
+function readPem(path: string): Promise<PemFile> {
+  checkCaFile(path, Deno.statSync(path));
+  return Promise.resolve({ text: checkPem(path, Deno.readTextFileSync(path)) });
+}
+
+/**
+ * cafile= when given (an unreadable file is a configuration error), else the system bundle, read
+ * with `read` (default: from disk, synchronously; the resident helper caches).
+ */
+export async function loadCaCerts(
+  cafile: string | null,
+  read: (path: string) => Promise<PemFile> = readPem,
+): Promise<CaSet> {
   if (cafile !== null) {
     try {
-      return { certs: [readPem(cafile)], source: `cafile ${cafile}` };
+      const pem = await read(cafile);
+      return { certs: [pem.text], source: `cafile ${cafile}`, identity: pem.identity };
     } catch (e) {
       if (e instanceof CaError) throw e;
       throw new CaError(`cannot read cafile=${cafile}: ${e instanceof Error ? e.name : e}`);
@@ -47,11 +70,12 @@ export function loadCaCerts(cafile: string | null): CaSet {
   }
   for (const path of SYSTEM_BUNDLES) {
     try {
-      return { certs: [readPem(path)], source: `system CA bundle ${path}` };
+      const pem = await read(path);
+      return { certs: [pem.text], source: `system CA bundle ${path}`, identity: pem.identity };
     } catch {
       // try the next location
     }
   }
   // Nothing to trust: every https:// handshake fails (fail closed) and the source says why.
-  return { certs: [], source: "none (no system CA bundle found; set cafile=)" };
+  return { certs: [], source: "none (no system CA bundle found; set cafile=)", identity: "none" };
 }

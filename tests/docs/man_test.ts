@@ -6,6 +6,10 @@ import assert from "node:assert/strict";
 import { DEFAULT_SOCKET, DEFAULT_TIMEOUT, FEATURES, MAX_SOCKETS } from "../../src/args.ts";
 import { HELP } from "../../src/help.ts";
 import { exitCodeFor, type PamResult } from "../../src/results.ts";
+import { MAX_REQUEST } from "../../src/protocol.ts";
+import { IDLE_TCP_MS, IDLE_UNIX_MS } from "../../src/pool.ts";
+import { MAX_IN_PROGRESS, REQUEST_MS } from "../../src/serve_conn.ts";
+import { DEFAULT_DAEMON_SOCKET } from "../../src/trust.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 const PAGES = [`${ROOT}/man/pam_mapi.8`, `${ROOT}/man/pam_mapi_helper.8`];
@@ -89,7 +93,7 @@ const sorted = (xs: string[]) => [...new Set(xs)].sort();
 Deno.test("man pages: the module arguments are the code's, --help's and the README's", () => {
   const { shim, helper } = codeArgs();
   const expected = sorted(shim);
-  assert.equal(shim.length, 10, "shim/args.c lists changed: check this test's parsing");
+  assert.equal(shim.length, 11, "shim/args.c lists changed: check this test's parsing");
   assert.deepEqual(sorted(helper), expected, "src/args.ts and shim/args.c differ");
   assert.deepEqual(sorted(helpArgs()), expected, "src/help.ts");
   assert.deepEqual(sorted(readmeArgs()), expected, "README.md module-argument table");
@@ -126,7 +130,9 @@ Deno.test("man pages: the helper's commands and exit statuses are the code's", (
   const page = Deno.readTextFileSync(PAGES[1]);
   // Commands and options from --help's usage lines.
   const usage = HELP.slice(0, HELP.indexOf("\n\n"));
-  const fromHelp = sorted([...usage.matchAll(/(?<=\s|\[)(check|--[a-z]+)/g)].map((m) => m[1]));
+  const fromHelp = sorted(
+    [...usage.matchAll(/(?<=\s|\[)(check|serve|status|--[a-z]+)/g)].map((m) => m[1]),
+  );
   const fromMan = sorted(entries(section(page, "OPTIONS")).map((e) => e.tag));
   assert.deepEqual(fromMan, fromHelp);
   const synopsis = unroff(section(page, "SYNOPSIS").join(" "));
@@ -145,6 +151,30 @@ Deno.test("man pages: the helper's commands and exit statuses are the code's", (
     const where = statuses.filter((e) => new RegExp(`\\b${result}\\b`).test(e.body));
     assert.deepEqual(where.map((e) => Number(e.tag)), [exitCodeFor(result)], result);
   }
+});
+
+Deno.test("man pages, --help and README: the resident helper's socket and limits are the code's", () => {
+  const page = Deno.readTextFileSync(PAGES[1]);
+  const options = entries(section(page, "OPTIONS"));
+  const serve = options.find((e) => e.tag === "serve")!.body;
+  assert.match(serve, new RegExp(`^\\.I ${DEFAULT_DAEMON_SOCKET}$`, "m"));
+  assert.match(serve, new RegExp(`At most ${MAX_IN_PROGRESS} logins`));
+  assert.match(serve, new RegExp(`within ${REQUEST_MS / 1000} seconds`));
+  assert.match(serve, new RegExp(`${MAX_REQUEST} bytes`));
+  assert.ok(section(page, "FILES").includes(`.I ${DEFAULT_DAEMON_SOCKET}`));
+  const daemonArg = entries(section(Deno.readTextFileSync(PAGES[0]), "OPTIONS"))
+    .find((e) => e.tag === "daemon=")!.body;
+  assert.match(daemonArg, new RegExp(`\\.IR ${DEFAULT_DAEMON_SOCKET} \\)`));
+  assert.match(HELP, new RegExp(`default ${DEFAULT_DAEMON_SOCKET}, mode 0666`));
+  assert.match(HELP, new RegExp(`Handles ${MAX_IN_PROGRESS} logins at once`));
+  const readme = read("README.md");
+  const block = readme.slice(readme.indexOf("## The resident helper"));
+  const text = block.slice(0, block.indexOf("\n## ", 1)).replace(/\s+/g, " ");
+  assert.match(text, new RegExp(`default \`${DEFAULT_DAEMON_SOCKET}\``));
+  assert.match(text, new RegExp(`At most ${MAX_IN_PROGRESS} logins in progress`));
+  assert.match(text, new RegExp(`within ${REQUEST_MS / 1000} seconds`));
+  assert.match(text, new RegExp(`after ${IDLE_TCP_MS / 1000} s over TCP and TLS`));
+  assert.match(text, new RegExp(`after ${IDLE_UNIX_MS / 1000} s over \`file://\``));
 });
 
 Deno.test("man pages: RETURN VALUES are the README's results", () => {

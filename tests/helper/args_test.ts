@@ -99,3 +99,17 @@ Deno.test("socket= may be repeated up to 8 times, in order", () => {
     "h7",
   ]);
 });
+
+Deno.test("daemon= is the shim's: checked (absolute or off, once), kept, used for nothing else", () => {
+  assert.equal(parseModuleArgs([]).daemon, null);
+  assert.equal(parseModuleArgs(["daemon=off"]).daemon, "off");
+  const cfg = parseModuleArgs(["daemon=/run/pam_mapi/helper.sock"]);
+  assert.equal(cfg.daemon, "/run/pam_mapi/helper.sock");
+  assert.deepEqual(cfg.sockets.map((s) => s.url), ["http://localhost:236/kopano"]);
+  assert.throws(
+    () => parseModuleArgs(["daemon=/run/a\nb"]),
+    /daemon="\/run\/a\?b": must be an absolute path/,
+  );
+  assert.throws(() => parseModuleArgs(["daemon=Off"]), /daemon="Off": must be an absolute path/);
+  assert.throws(() => parseModuleArgs(["daemon=/a", "daemon=off"]), /daemon= given more than once/);
+});

@@ -41,7 +41,7 @@ Deno.test("built helper: env -i from another directory, --version, --pam, check"
   }
 });
 
-Deno.test("built helper: the bundle stays small and loads check/help/TLS code only on demand", async () => {
+Deno.test("built helper: the bundle stays small and loads check/help/TLS/daemon code only on demand", async () => {
   const dist = await Deno.makeTempDir({ prefix: "pam_mapi_dist_" });
   Deno.env.set("PAM_MAPI_HELPER_MODE", "bundle");
   try {
@@ -50,7 +50,7 @@ Deno.test("built helper: the bundle stays small and loads check/help/TLS code on
     assert.ok(text.length < 120_000, `bundle is ${text.length} bytes`);
     // No npm code in the helper: the XML reader is our own.
     assert.ok(!text.includes("fast-xml-parser"));
-    for (const lazy of ["check", "help", "tls_ca"]) {
+    for (const lazy of ["check", "help", "tls_ca", "serve", "status"]) {
       assert.match(text, new RegExp(`\\(init_${lazy}\\(\\), ${lazy}_exports\\)`), lazy);
     }
   } finally {

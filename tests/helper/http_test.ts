@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { Channel, HttpError } from "../../src/http.ts";
 import { Deadline, TimeoutError } from "../../src/deadline.ts";
 import { parseSocket } from "../../src/args.ts";
-import { openConnection } from "../../src/connect.ts";
+import { freshConnections } from "../../src/attempt.ts";
 import { parseLogoffReply, parseLogonReply } from "../../src/soap.ts";
 import { httpReply, RawRequest, Responder, startRawServer } from "./lib/raw_server.ts";
 
@@ -25,7 +25,7 @@ async function withServer(
   const server = await startRawServer(responder);
   const spec = parseSocket(server.url);
   const deadline = new Deadline(timeoutMs);
-  const ch = new Channel(() => openConnection(spec, deadline, undefined, () => {}), spec, deadline);
+  const ch = new Channel(freshConnections(spec, undefined, deadline, () => {}), spec, deadline);
   try {
     await fn((b = "<x/>") => ch.post(b), server.requests, server.connections);
   } finally {

@@ -4,10 +4,14 @@
 //   UNIX-socket connections never are;
 // * a request must arrive completely within server_read_timeout (60 s);
 // * after any SOAP fault, or when the request asked for close / was HTTP/1.0, the reply says
-//   "Connection: close" and the socket is closed.
+//   "Connection: close" and the socket is closed;
+// * otherwise the connection serves any number of requests (kopano-server does not use
+//   soap_serve's max_keep_alive count, so gSOAP sends no "Keep-Alive: max=" header).
+// Each connection is recorded in the ConnectionLog (requests, TLS handshake, why it ended).
 // Every timer belongs to the connection and dies with it, so tests' sanitizers stay quiet.
 
 import { ByteReader } from "./byte_reader.ts";
+import type { ConnectionLog, SimConnectionInfo } from "./connection_log.ts";
 import { envelope, faultEnvelope, type GsoapGeneration } from "./envelope.ts";
 import {
   garbageReply,
@@ -35,6 +39,7 @@ export interface ConnectionHost {
   methods: Methods;
   faults(): FaultSet;
   log: RequestLog;
+  connections: ConnectionLog;
   idleTimeoutMs: number;
   readTimeoutMs: number;
   maxBodyBytes: number;
@@ -106,8 +111,11 @@ export class Connection {
   #closed = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #wakers = new Set<() => void>();
+  /** Why the connection ends when run() leaves its loop (default: the client ended its input). */
+  #endReason = "client";
   readonly origin: string;
   readonly peer: string;
+  readonly info: SimConnectionInfo;
 
   constructor(
     private host: ConnectionHost,
@@ -116,6 +124,7 @@ export class Connection {
     readonly id: number,
   ) {
     this.#reader = new ByteReader(conn, host.maxBodyBytes + 64 * 1024);
+    this.info = host.connections.add(id, transport);
     if (transport === "unix") {
       this.peer = "unix";
       // Deno cannot read the peer's pid (kopano-server binds to "*:pid-N"): see mod.ts.
@@ -130,9 +139,15 @@ export class Connection {
     return this.host.profile.gsoap;
   }
 
-  close(): void {
+  /** Closes the connection; `reason` is recorded (see SimConnectionInfo.closedBy). */
+  close(reason = "sim"): void {
     if (this.#closed) return;
     this.#closed = true;
+    // A TLS connection closed before its handshake completed never will: say so at once.
+    if (this.transport === "tls" && this.info.tlsHandshake === null) {
+      this.host.connections.handshake(this.info, false);
+    }
+    this.host.connections.closed(this.info, reason);
     this.#disarm();
     for (const wake of this.#wakers) wake();
     this.#wakers.clear();
@@ -143,9 +158,9 @@ export class Connection {
     }
   }
 
-  #arm(ms: number): void {
+  #arm(ms: number, reason: string): void {
     this.#disarm();
-    this.#timer = setTimeout(() => this.close(), ms);
+    this.#timer = setTimeout(() => this.close(reason), ms);
   }
 
   #disarm(): void {
@@ -178,23 +193,47 @@ export class Connection {
 
   async run(): Promise<void> {
     try {
+      // The idle timer also covers the TLS handshake and a connection that never sends anything
+      // (kopano-server records the accept time as the last activity).
+      if (this.transport !== "unix") this.#arm(this.host.idleTimeoutMs, "idle");
+      if (this.transport === "tls" && !await this.#handshake()) return;
       while (!this.#closed) {
-        if (this.transport !== "unix") this.#arm(this.host.idleTimeoutMs);
+        if (this.transport !== "unix") this.#arm(this.host.idleTimeoutMs, "idle");
         const more = await this.#reader.skipBlanks();
         this.#disarm();
         if (!more || this.#closed) break;
-        this.#arm(this.host.readTimeoutMs);
+        // The moment a kept-alive connection is used again: kopano-server may have shut it down
+        // for idleness just before (its check runs once a second), so the request gets no reply.
+        if (this.info.requests > 0 && this.host.faults().takeCloseReused(this.transport)) {
+          this.#endReason = "fault: close-reused";
+          break;
+        }
+        this.#arm(this.host.readTimeoutMs, "read timeout");
         const outcome = await readRequest(this.#reader, this.host.maxBodyBytes, async () => {
           await this.#write(enc.encode("HTTP/1.1 100 Continue\r\n\r\n"));
         });
         this.#disarm();
         if (outcome.kind === "eof" || this.#closed) break;
+        this.info.requests++;
         const keep = await this.#handle(outcome);
         if (!keep) break;
+        this.#endReason = "client";
       }
     } finally {
-      this.close();
+      this.close(this.#endReason);
     }
+  }
+
+  async #handshake(): Promise<boolean> {
+    try {
+      await (this.conn as Deno.TlsConn).handshake();
+    } catch {
+      if (!this.#closed) this.host.connections.handshake(this.info, false);
+      this.#endReason = "tls handshake failed"; // (when the idle timer closed it, that reason stays)
+      return false;
+    }
+    this.host.connections.handshake(this.info, true);
+    return !this.#closed;
   }
 
   #logEntry(req: RawRequest | null, info: CallInfo, outcome: string): SimRequest {
@@ -227,6 +266,7 @@ export class Connection {
     const none: CallInfo = { method: null, params: {}, elements: [] };
     if (outcome.kind === "abort") {
       this.#logEntry(outcome.req, none, `dropped: ${outcome.reason}`);
+      this.#endReason = `dropped: ${outcome.reason}`;
       return false;
     }
     const req = outcome.req;
@@ -244,6 +284,7 @@ export class Connection {
       );
       if (body === "too large") {
         this.#logEntry(req, none, "dropped: body too large");
+        this.#endReason = "dropped: body too large";
         return false;
       }
       if (body === null) {
@@ -273,6 +314,7 @@ export class Connection {
       keepAlive: false,
     });
     await this.#write(bytes);
+    this.#endReason = "connection: close";
     return false;
   }
 
@@ -288,6 +330,7 @@ export class Connection {
     let chunked = false, gzip = false;
     if (decoded.kind === "drop") {
       entry.outcome ||= `dropped: ${decoded.reason}`;
+      this.#endReason = `dropped: ${decoded.reason}`;
       return false;
     }
     if (decoded.kind === "fault") {
@@ -324,11 +367,14 @@ export class Connection {
       return false;
     }
     const ok = await this.#write(bytes);
+    if (!ok) this.#endReason = "write failed";
+    else if (!keepAlive) this.#endReason = "connection: close";
     return ok && keepAlive;
   }
 
   async #inject(f: Fault, req: RawRequest, decoded: Decoded, entry: SimRequest): Promise<boolean> {
     entry.outcome = `injected: ${f.kind}`;
+    this.#endReason = `fault: ${f.kind}`; // unless the reply below keeps the connection open
     this.host.verbose?.(`#${entry.seq}: injected ${f.kind}`);
     switch (f.kind) {
       case "delay":

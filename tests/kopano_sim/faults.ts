@@ -1,6 +1,7 @@
 // Fault injection: ways a server (or what sits in front of it) can misbehave, so that client
 // tests can see every failure path. A fault applies to one request (or one connection, for the
-// accept-time kinds) and may be limited to one SOAP method, one transport and a number of uses.
+// connection-level kinds) and may be limited to one SOAP method, one transport and a number of
+// uses.
 
 export type Transport = "tcp" | "tls" | "unix";
 
@@ -17,6 +18,10 @@ export const FAULT_KINDS = [
   "raw", // a custom reply: `reply` (status/headers/body, or verbatim bytes); then close
   "reset", // accept-time: accept the connection and close it at once
   "refuse", // while set: listeners closed, connect() fails (ECONNREFUSED, also on the UNIX path)
+  // A kept-alive connection that already served a request is closed, without a reply, the moment
+  // the next request starts to arrive: the race of kopano-server's idle close (its check runs once
+  // a second) with a client reusing the connection. A new connection is served as usual.
+  "close-reused",
 ] as const;
 
 export type FaultKind = typeof FAULT_KINDS[number];
@@ -45,10 +50,11 @@ export interface Fault {
   reply?: RawReply;
 }
 
-const ACCEPT_KINDS: ReadonlySet<FaultKind> = new Set(["reset", "refuse"]);
+// Kinds that act on a connection before any request is read (so no SOAP method is known).
+const CONNECTION_KINDS: ReadonlySet<FaultKind> = new Set(["reset", "refuse", "close-reused"]);
 
 export function isAcceptKind(kind: FaultKind): boolean {
-  return ACCEPT_KINDS.has(kind);
+  return CONNECTION_KINDS.has(kind);
 }
 
 /** Checks a fault and fills in defaults; throws with a message naming the problem. */
@@ -58,7 +64,9 @@ export function normalizeFault(f: Fault): Fault {
   }
   const out: Fault = { ...f };
   if (isAcceptKind(f.kind) && f.method !== undefined) {
-    throw new Error(`fault ${f.kind} happens before any request: it cannot be limited to a method`);
+    throw new Error(
+      `fault ${f.kind} happens before a request is read: it cannot be limited to a method`,
+    );
   }
   if (f.kind === "refuse" && f.times !== undefined) {
     throw new Error("fault refuse lasts until cleared: it takes no count");
@@ -145,14 +153,22 @@ export class FaultSet {
     return a.fault;
   }
 
-  /** Whether a connection just accepted must be reset. */
-  takeReset(transport: Transport): boolean {
-    const a = this.#active.find((x) =>
-      x.fault.kind === "reset" && this.#matches(x, transport, null)
-    );
+  /** Uses one of a connection-level fault of this kind, if one is set for the transport. */
+  #takeConnectionFault(kind: FaultKind, transport: Transport): boolean {
+    const a = this.#active.find((x) => x.fault.kind === kind && this.#matches(x, transport, null));
     if (!a) return false;
     a.left--;
     return true;
+  }
+
+  /** Whether a connection just accepted must be reset. */
+  takeReset(transport: Transport): boolean {
+    return this.#takeConnectionFault("reset", transport);
+  }
+
+  /** Whether a kept-alive connection whose next request is arriving must be closed. */
+  takeCloseReused(transport: Transport): boolean {
+    return this.#takeConnectionFault("close-reused", transport);
   }
 
   refuses(transport: Transport): boolean {

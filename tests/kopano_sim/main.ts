@@ -31,6 +31,7 @@ Testing:
   --fault KIND[=VALUE][@METHOD][*TIMES][+TRANSPORT]   (repeatable)
         delay=MS  hang  drop  close-mid-reply  garbage  oversized[=BYTES]  http-500  http-503
         wrong-content-type[=TYPE]  raw=FILE (verbatim reply bytes)  reset  refuse
+        close-reused (close a kept-alive connection, no reply, as its next request arrives)
         e.g. --fault delay=500@getUser*1   --fault reset+unix
   --verbose                   one line per request on stderr
   --help                      this text

@@ -16,6 +16,8 @@
  * sim.openSessions();  // sessions currently logged on (assert 0 after a client run)
  * sim.sessions();      // [{ id, user, origin, transport, method: "password"|"socket", capabilities }]
  * sim.requests;        // every request received, see SimRequest (live array, oldest first)
+ * sim.connections();   // every connection accepted, see SimConnectionInfo (live, oldest first)
+ * sim.connectionStats(); // { accepted: {tcp, tls, unix}, tlsHandshakes, open }: exact totals
  * sim.clearRequests(); sim.serverGuid; sim.version;
  * await sim.setFaults([{ kind: "delay", value: 200, method: "getUser", times: 1 }]);
  * await sim.clearFaults();  // the promises matter for "refuse"; a bad fault throws at once
@@ -27,13 +29,18 @@
  * ({listen, certFile, keyFile}), `users` (SimUser[]), `disabledFeatures` (default "imap pop3"),
  * `version` (default "11.0.2"), `unixPeer`, `unixOrigin`, `sessionTimeoutMs` (300 000),
  * `idleTimeoutMs` (5 000), `readTimeoutMs` (60 000), `maxBodyBytes` (4 MiB), `faults`,
- * `maxLoggedRequests` (10 000), `log` (a line per request).
+ * `maxLoggedRequests` (10 000; also bounds `connections()`), `log` (a line per request).
  *
  * A SimRequest records transport ("tcp"|"tls"|"unix"), connection number, peer, httpMethod,
  * path, httpVersion, headers (lower-case names), rawBody, the SOAP `method` ("logon", ...),
  * `params` (text of each child element of the method element, first occurrence), `elements` (all
  * child tags in order: assert e.g. that szImpersonateUser is absent), the reply `status` and an
  * `outcome` ("reply", "fault: …", "dropped: …", "injected: KIND").
+ *
+ * A SimConnectionInfo records id (SimRequest.connection), transport, opened/closed times, the
+ * number of requests it carried, whether its TLS handshake completed, and `closedBy`: "client",
+ * "idle", "read timeout", "connection: close", "tls handshake failed", "dropped: …", "fault: KIND",
+ * "write failed" or "sim". A connection closed by the "reset" fault is not recorded.
  *
  * Users (`SimUser`, also the JSON array `--users FILE` takes): `{name, password, enabled?,
  * disabled?, admin?, active?, id?, fullName?, email?}`. Defaults: alice/secret (id 3),
@@ -85,8 +92,13 @@
  * request bodies; "Expect: 100-continue". GET gets 405 "HTTP GET method not implemented", other
  * methods 405, HEAD/OPTIONS an empty 200. Replies: HTTP/1.1, gSOAP headers, Content-Length, or
  * chunked once the session asked for ENHANCED_ICS (0x100). After a fault, or when the request
- * asked for it, "Connection: close" and the socket is closed. TCP/TLS connections idle for
- * `idleTimeoutMs` are closed; UNIX ones never. A body that ends inside the envelope gets no reply
+ * asked for it, "Connection: close" and the socket is closed. Otherwise a connection serves any
+ * number of requests (no "Keep-Alive: max=": kopano-server does not count them). TCP/TLS
+ * connections idle for `idleTimeoutMs` are closed, counted from the end of the last reply, or from
+ * the accept for a connection that has not sent a request yet (the TLS handshake included); UNIX
+ * ones never. kopano-server checks idleness once a second in whole seconds, so it closes between
+ * server_recv_timeout and about two seconds later; the sim closes at exactly `idleTimeoutMs`, the
+ * earliest, so a client that is safe against the sim is safe against the server. A body that ends inside the envelope gets no reply
  * at all (the connection is closed). Bodies over `maxBodyBytes` close the connection (the real
  * server has no such limit).
  *
@@ -96,7 +108,9 @@
  * 100 MiB, streamed), http-500, http-503, wrong-content-type (VALUE), raw (`reply`: status,
  * headers, body or verbatim bytes; CLI: raw=FILE with the verbatim bytes), reset (accept, then
  * close), refuse (listeners closed while set; the UNIX path is left as a stale socket so connect
- * gets ECONNREFUSED). `method` limits a fault to one SOAP method, `transport` to one transport,
+ * gets ECONNREFUSED), close-reused (a connection that already served a request is closed without
+ * a reply when its next request starts to arrive: the race of the server's idle close with a
+ * client reusing the connection). `method` limits a fault to one SOAP method, `transport` to one transport,
  * `times` to a number of uses. The first matching fault applies. Faults that answer instead of
  * the server (garbage, oversized, http-*, raw, hang, drop) skip the request: no session is made.
  * delay serves after the wait; close-mid-reply and wrong-content-type serve it (a logon then does
@@ -115,6 +129,7 @@ import type { KopanoSimOptions, SimUrls } from "./server.ts";
 import type { Fault } from "./faults.ts";
 import type { SimRequest } from "./request_log.ts";
 import type { SimSessionInfo } from "./sessions.ts";
+import type { SimConnectionInfo, SimConnectionStats } from "./connection_log.ts";
 
 export type { KopanoSimOptions, SimUrls, TlsListen } from "./server.ts";
 export { parseHostPort } from "./server.ts";
@@ -125,6 +140,7 @@ export type { Fault, FaultKind, RawReply, Transport } from "./faults.ts";
 export { FAULT_KINDS, parseFaultSpec } from "./faults.ts";
 export type { SimRequest } from "./request_log.ts";
 export type { SimSessionInfo } from "./sessions.ts";
+export type { SimConnectionInfo, SimConnectionStats } from "./connection_log.ts";
 export {
   CAP,
   KCERR,
@@ -148,6 +164,10 @@ export interface KopanoSim extends AsyncDisposable {
   /** Number of sessions logged on and not expired. */
   openSessions(): number;
   sessions(): SimSessionInfo[];
+  /** Every connection accepted, oldest first (a live array; see SimConnectionInfo). */
+  connections(): readonly SimConnectionInfo[];
+  /** Exact totals: connections accepted per transport, TLS handshakes completed, open now. */
+  connectionStats(): SimConnectionStats;
   /**
    * Replaces the active faults. A bad fault throws at once (the old ones stay). The promise
    * settles once listeners are really closed or reopened, which only "refuse" needs: await it.
@@ -171,6 +191,8 @@ export async function startKopanoSim(options: KopanoSimOptions = {}): Promise<Ko
     version: s.profile.text,
     openSessions: () => s.openSessions(),
     sessions: () => s.sessions(),
+    connections: () => s.connections(),
+    connectionStats: () => s.connectionStats(),
     setFaults: (f) => s.setFaults(f),
     clearFaults: () => s.clearFaults(),
     clearRequests: () => s.clearRequests(),

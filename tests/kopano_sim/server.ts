@@ -3,6 +3,11 @@
 // outlives close() (Deno.test's resource and op sanitizers stay happy).
 
 import { Connection, type ConnectionHost } from "./connection.ts";
+import {
+  ConnectionLog,
+  type SimConnectionInfo,
+  type SimConnectionStats,
+} from "./connection_log.ts";
 import { DEFAULT_USERS, Directory, type SimUser, validateUsers } from "./directory.ts";
 import { type Fault, FaultSet, type Transport } from "./faults.ts";
 import { Methods, type ServerState, type UnixPeer } from "./methods.ts";
@@ -89,6 +94,7 @@ function isSocketFile(path: string): boolean {
 
 export class SimServer {
   readonly requests: SimRequest[];
+  readonly connectionLog: ConnectionLog;
   readonly serverGuid: Uint8Array;
   readonly profile: ServerProfile;
   #state: ServerState;
@@ -115,12 +121,14 @@ export class SimServer {
     };
     this.#log = new RequestLog(opts.maxLoggedRequests ?? 10_000);
     this.requests = this.#log.entries;
+    this.connectionLog = new ConnectionLog(opts.maxLoggedRequests ?? 10_000);
     this.#faults = new FaultSet([]); // start() applies opts.faults once the listeners exist
     this.#host = {
       profile: this.profile,
       methods: new Methods(this.#state),
       faults: () => this.#faults,
       log: this.#log,
+      connections: this.connectionLog,
       idleTimeoutMs: opts.idleTimeoutMs ?? 5_000,
       readTimeoutMs: opts.readTimeoutMs ?? 60_000,
       maxBodyBytes: opts.maxBodyBytes ?? 4 * 1024 * 1024,
@@ -298,6 +306,14 @@ export class SimServer {
 
   sessions(): SimSessionInfo[] {
     return this.#state.sessions.list();
+  }
+
+  connections(): SimConnectionInfo[] {
+    return this.connectionLog.entries;
+  }
+
+  connectionStats(): SimConnectionStats {
+    return this.connectionLog.stats();
   }
 
   /**

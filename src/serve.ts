@@ -1,0 +1,237 @@
+// `pam_mapi_helper serve [--socket PATH]`: the resident helper (docs/protocol.md §7). It listens
+// on a UNIX socket and answers each connection as --pam answers its standard input, keeping
+// connections to the Kopano servers alive in between. It has no configuration beyond its socket:
+// the module arguments come with every request. Loaded only for this command.
+import { CaCache } from "./ca_cache.ts";
+import { DaemonLog } from "./daemon_log.ts";
+import { DaemonStats } from "./daemon_stats.ts";
+import { useCancellableTimers } from "./deadline.ts";
+import { launcherLog } from "./launch.ts";
+import { revokeAllBut } from "./permissions.ts";
+import { ConnectionPool } from "./pool.ts";
+import { MAX_REQUEST } from "./protocol.ts";
+import {
+  type ConnectionContext,
+  MAX_IN_PROGRESS,
+  refuseBusy,
+  REQUEST_MS,
+  serveConnection,
+} from "./serve_conn.ts";
+import { type Listening, statusReply, stillOurs } from "./serve_status.ts";
+import {
+  checkSocketPath,
+  DEFAULT_DAEMON_SOCKET,
+  MAX_SOCKET_PATH,
+  SERVICE_ACCOUNT,
+  trustedUids,
+} from "./trust.ts";
+import { VERSION } from "./version.ts";
+
+const USAGE = "Usage: pam_mapi_helper serve [--socket PATH]\n";
+
+/** The daemon cannot start here; `message` says why and what to do. */
+class StartError extends Error {}
+
+function parseServeArgs(argv: string[]): string {
+  let socket: string | null = null;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    let value: string | undefined;
+    if (a === "--socket") value = argv[++i];
+    else if (a.startsWith("--socket=")) value = a.slice("--socket=".length);
+    else throw new StartError(`unknown argument ${JSON.stringify(a)}\n${USAGE}`);
+    if (value === undefined) throw new StartError(`--socket needs a path\n${USAGE}`);
+    if (socket !== null) throw new StartError(`--socket given twice\n${USAGE}`);
+    socket = value;
+  }
+  socket ??= DEFAULT_DAEMON_SOCKET;
+  // deno-lint-ignore no-control-regex
+  if (!socket.startsWith("/") || /[\x00-\x1f\x7f]/.test(socket)) {
+    throw new StartError(`--socket ${JSON.stringify(socket)}: must be an absolute path`);
+  }
+  if (new TextEncoder().encode(socket).length > MAX_SOCKET_PATH) {
+    throw new StartError(`--socket: longer than ${MAX_SOCKET_PATH} bytes`);
+  }
+  return socket;
+}
+
+/** Refuses a place the shim would not trust; removes a stale socket; never takes a live one. */
+async function prepareSocketPath(path: string, trusted: Map<number, string>): Promise<void> {
+  const dir = path.slice(0, path.lastIndexOf("/")) || "/";
+  const where = checkSocketPath(dir, trusted, "directory");
+  if (where.missing) {
+    throw new StartError(
+      `directory ${dir} does not exist (systemd's RuntimeDirectory= creates it; by hand: ` +
+        `install -d -m 0755 -o ${SERVICE_ACCOUNT} ${dir})`,
+    );
+  }
+  const bad = where.steps.find((s) => !s.ok);
+  if (bad) {
+    throw new StartError(
+      `pam_mapi.so would not trust a socket in ${dir}: ${bad.path}: ${bad.text} (every ` +
+        `directory above the socket must belong to root or ${SERVICE_ACCOUNT} and be writable ` +
+        "by nobody else; a daemon it does not trust makes every login fail)",
+    );
+  }
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.lstatSync(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return;
+    throw e;
+  }
+  if (!info.isSocket) {
+    throw new StartError(
+      `${path} exists and is not a socket; remove it or choose another --socket`,
+    );
+  }
+  try {
+    (await Deno.connect({ transport: "unix", path })).close();
+  } catch (e) {
+    if (e instanceof Deno.errors.ConnectionRefused) {
+      Deno.removeSync(path); // left by a daemon that is gone
+      return;
+    }
+    throw new StartError(
+      `${path}: cannot tell whether a daemon answers there (${(e as Error).name})`,
+    );
+  }
+  throw new StartError(`a daemon already answers on ${path}`);
+}
+
+function listen(path: string, trusted: Map<number, string>): Listening {
+  const listener = Deno.listen({ transport: "unix", path });
+  try {
+    // Any PAM host may connect (saslauthd, sshd, ...): any local user can thus ask the daemon to
+    // check a password, as they can ask Kopano's own port; the daemon keeps no secrets.
+    Deno.chmodSync(path, 0o666);
+    const info = Deno.lstatSync(path);
+    // Our uid, as the socket's owner says (Deno.uid() needs the sys permission, which we lack).
+    const uid = info.uid!;
+    if (!trusted.has(uid)) {
+      throw new StartError(
+        `running as uid ${uid}: pam_mapi.so trusts a daemon only when it runs as root or ` +
+          `${SERVICE_ACCOUNT}${trusted.size < 2 ? ` (no ${SERVICE_ACCOUNT} account here)` : ""}`,
+      );
+    }
+    const verdict = checkSocketPath(path, trusted);
+    const bad = verdict.steps.find((s) => !s.ok);
+    if (bad) throw new StartError(`pam_mapi.so would not trust ${bad.path}: ${bad.text}`);
+    return { listener, dev: info.dev, ino: info.ino!, uid };
+  } catch (e) {
+    listener.close(); // Deno removes the socket file with it
+    throw e;
+  }
+}
+
+export async function runServe(argv: string[]): Promise<number> {
+  const log = new DaemonLog();
+  let path: string;
+  let listening: Listening;
+  try {
+    path = parseServeArgs(argv);
+    const trusted = trustedUids();
+    await prepareSocketPath(path, trusted);
+    listening = listen(path, trusted);
+  } catch (e) {
+    if (
+      !(e instanceof StartError || e instanceof Deno.errors.PermissionDenied ||
+        e instanceof Deno.errors.AddrInUse)
+    ) throw e;
+    log.line(`cannot start: ${e instanceof StartError ? e.message : `${e.name}: ${e.message}`}`);
+    return e instanceof StartError && e.message.includes("Usage:") ? 3 : 1;
+  }
+  // Network (http, https, and Deno's "unix:PATH" check for file://), read (CA files, file://
+  // sockets, its own socket) and write (Deno asks for it to connect to a UNIX socket, and to
+  // set its socket's times for status) stay: the requests choose the servers and files. Nothing
+  // else is ever needed: the daemon never runs a program. Never narrowed per request.
+  revokeAllBut(new Set(["net", "read", "write"]));
+  useCancellableTimers();
+
+  const stats = new DaemonStats();
+  const pool = new ConnectionPool();
+  const ca = new CaCache();
+  const started = new Date();
+  const ctx: ConnectionContext = {
+    stats,
+    log,
+    request: { narrow: false, loadCa: ca.load, connector: (id) => pool.connector(id) },
+    statusReply: (ms) => statusReply({ path, listening, stats, pool, ca, started }, ms),
+  };
+
+  // A bug must never end the daemon: it becomes that request's PAM_SERVICE_ERR (request.ts), and
+  // whatever escapes elsewhere is logged and survived.
+  const survive = (what: string) => (e: Event) => {
+    e.preventDefault();
+    stats.internalErrors++;
+    log.limited("internal", `internal error (${what}) survived`);
+  };
+  globalThis.addEventListener("unhandledrejection", survive("unhandled rejection"));
+  globalThis.addEventListener("error", survive("uncaught exception"));
+
+  const tasks = new Set<Promise<void>>();
+  let stopping = false;
+  const { promise: stopped, resolve: stop } = Promise.withResolvers<string>();
+  for (const sig of ["SIGTERM", "SIGINT"] as const) {
+    Deno.addSignalListener(sig, () => {
+      if (stopping) {
+        log.line(`${sig} again: exiting with ${tasks.size} requests unfinished`);
+        Deno.exit(1);
+      }
+      stop(sig);
+    });
+  }
+
+  // The launcher's code-cache warning matters once, at start (the cache is read only then).
+  for (const note of launcherLog()) log.line(note.message);
+  log.line(
+    `started: version ${VERSION}, pid ${Deno.pid}, uid ${listening.uid}, socket ${path}, ` +
+      `at most ${MAX_IN_PROGRESS} requests in progress, ${REQUEST_MS / 1000} s and ` +
+      `${MAX_REQUEST} bytes per request`,
+  );
+  const acceptLoop = (async () => {
+    for (;;) {
+      let conn: Deno.Conn;
+      try {
+        conn = await listening.listener.accept();
+      } catch (e) {
+        if (stopping) return;
+        // EMFILE and the like: log, breathe, go on (the listener itself is fine).
+        log.limited("accept", `accept failed: ${(e as Error).name}`);
+        await new Promise((r) => setTimeout(r, 100));
+        continue;
+      }
+      if (stopping) {
+        conn.close();
+        continue;
+      }
+      const busy = stats.inProgress >= MAX_IN_PROGRESS;
+      if (!busy) stats.inProgress++;
+      const task = busy ? refuseBusy(conn, ctx) : serveConnection(conn, ctx).finally(() => {
+        stats.inProgress--;
+      });
+      tasks.add(task);
+      task.finally(() => tasks.delete(task));
+    }
+  })();
+
+  const sig = await stopped;
+  stopping = true;
+  const ours = stillOurs(path, listening);
+  // Stop accepting. Deno removes the socket file with the listener, so close it only while the
+  // path is still ours; otherwise leave it (nobody can reach it by path any more).
+  if (ours) listening.listener.close();
+  log.line(`${sig}: stopped accepting; finishing ${tasks.size} requests in progress`);
+  if (ours) await acceptLoop;
+  while (tasks.size > 0) await Promise.allSettled([...tasks]);
+  pool.close();
+  const l = stats.logins;
+  log.line(
+    `stopped: ${Object.values(l).reduce((a, b) => a + b, 0)} logins (` +
+      `${l.PAM_SUCCESS} PAM_SUCCESS, ${l.PAM_AUTH_ERR} PAM_AUTH_ERR, ` +
+      `${l.PAM_AUTHINFO_UNAVAIL} PAM_AUTHINFO_UNAVAIL, ${l.PAM_SERVICE_ERR} PAM_SERVICE_ERR, ` +
+      `${l.PAM_IGNORE} PAM_IGNORE), ${stats.rejectedBusy} busy, ${stats.malformed} malformed, ` +
+      `${stats.late} late`,
+  );
+  return 0;
+}

@@ -1,0 +1,233 @@
+// `pam_mapi_helper status [--socket PATH] [--json]`: whether pam_mapi.so would hand logins to the
+// resident helper, the trust check of docs/protocol.md §7.2 spelled out step by step, and the
+// daemon's own counters (§7.4). Loaded only for this command.
+import { Deadline } from "./deadline.ts";
+import { closeQuietly, errorText } from "./http.ts";
+import {
+  type DaemonStatus,
+  decodeStatusReply,
+  encodeStatusQuery,
+  StatusReplyError,
+} from "./status_query.ts";
+import { checkSocketPath, DEFAULT_DAEMON_SOCKET, trustedUids } from "./trust.ts";
+
+const USAGE = "Usage: pam_mapi_helper status [--socket PATH] [--json]\n";
+const TIMEOUT_MS = 5000;
+const MAX_REPLY = 65536;
+const enc = new TextEncoder();
+
+/** What pam_mapi.so does with this socket, and the exit status that says it. */
+const VERDICTS = {
+  daemon: { exit: 0, text: "pam_mapi.so sends logins to this daemon" },
+  refused: {
+    exit: 1,
+    text: "pam_mapi.so refuses this daemon: it sends it nothing and every login fails",
+  },
+  helper: { exit: 2, text: "no daemon answers: pam_mapi.so starts the helper for each login" },
+  unknown: { exit: 3, text: "the daemon's state could not be established" },
+};
+type Verdict = keyof typeof VERDICTS;
+
+interface Step {
+  step: "directory" | "symlink" | "socket" | "connect" | "reply" | "peer";
+  path?: string;
+  ok: boolean;
+  text: string;
+}
+
+interface Report {
+  socket: string;
+  trusted_accounts: Record<string, string>;
+  steps: Step[];
+  verdict: Verdict;
+  reason: string;
+  daemon: DaemonStatus | null;
+  exit: number;
+}
+
+function write(text: string): void {
+  const b = enc.encode(text);
+  let off = 0;
+  while (off < b.length) off += Deno.stdout.writeSync(b.subarray(off));
+}
+
+/** Sends the status query and reads the reply; throws with a log-safe message. */
+async function ask(path: string, touch: number): Promise<{ text: string; ms: number }> {
+  const deadline = new Deadline(TIMEOUT_MS);
+  const conn = await deadline.race(Deno.connect({ transport: "unix", path }));
+  const unregister = deadline.onExpire(() => closeQuietly(conn));
+  const start = performance.now();
+  try {
+    const q = enc.encode(encodeStatusQuery({ touch }));
+    for (let off = 0; off < q.length;) off += await deadline.race(conn.write(q.subarray(off)));
+    await conn.closeWrite();
+    const buf = new Uint8Array(MAX_REPLY + 1);
+    let n = 0;
+    while (n < buf.length) {
+      const got = await deadline.race(conn.read(buf.subarray(n)));
+      if (got === null) break;
+      n += got;
+    }
+    if (n > MAX_REPLY) throw new Error(`a reply larger than ${MAX_REPLY} bytes`);
+    return { text: new TextDecoder().decode(buf.subarray(0, n)), ms: performance.now() - start };
+  } finally {
+    unregister();
+    deadline.cancel();
+    closeQuietly(conn);
+  }
+}
+
+async function examine(path: string): Promise<Report> {
+  const trusted = trustedUids();
+  const steps: Step[] = [];
+  const report = (verdict: Verdict, reason: string, daemon: DaemonStatus | null = null) => ({
+    socket: path,
+    trusted_accounts: Object.fromEntries(trusted),
+    steps,
+    verdict,
+    reason,
+    daemon,
+    exit: VERDICTS[verdict].exit,
+  });
+  // Check 1: the path, its directories and symlinks, the socket.
+  const where = checkSocketPath(path, trusted);
+  steps.push(...where.steps.map((s) => ({ step: s.kind, path: s.path, ok: s.ok, text: s.text })));
+  if (where.missing) return report("helper", "no socket at that path");
+  const pathOk = where.ok;
+  // Then connect and ask (a status query carries no secret, so an untrusted daemon is asked too).
+  // A recent time no one else is likely to pick (milliseconds count); well within TOUCH_WINDOW_MS.
+  const touch = Date.now() - 1000 - Math.floor(Math.random() * 300_000);
+  let answer;
+  try {
+    answer = await ask(path, touch);
+  } catch (e) {
+    const refused = e instanceof Deno.errors.ConnectionRefused;
+    const denied = e instanceof Deno.errors.PermissionDenied;
+    const gone = e instanceof Deno.errors.NotFound;
+    const why = refused
+      ? "connection refused (no daemon listens: a stale socket)"
+      : denied
+      ? "permission denied (pam_mapi.so, when it gets this, starts the helper)"
+      : `${errorText(e)}`;
+    steps.push({ step: "connect", ok: false, text: why });
+    if (!pathOk) return report("refused", "the socket's path fails the trust check");
+    if (refused || denied || gone) return report("helper", why);
+    return report("unknown", `no status from the daemon: ${why}`);
+  }
+  steps.push({ step: "connect", ok: true, text: "connected and asked for the status" });
+  let status: DaemonStatus;
+  try {
+    status = decodeStatusReply(answer.text);
+  } catch (e) {
+    const why = e instanceof StatusReplyError ? e.message : errorText(e);
+    steps.push({ step: "reply", ok: false, text: why });
+    if (!pathOk) return report("refused", "the socket's path fails the trust check");
+    return report("unknown", `the daemon answered, but not a status: ${why}`);
+  }
+  steps.push({ step: "reply", ok: true, text: `answered in ${answer.ms.toFixed(1)} ms` });
+  // Check 2: who answers? It proves it by setting the socket's times to the value we chose,
+  // which only the socket's owner or root can do.
+  const peer = provePeer(path, touch, status, trusted);
+  steps.push({ step: "peer", ok: peer.ok, text: peer.text });
+  if (!pathOk) return report("refused", "the socket's path fails the trust check", status);
+  if (!peer.ok) {
+    return report(
+      "refused",
+      "the daemon did not prove it runs as root or the service account",
+      status,
+    );
+  }
+  return report("daemon", "the path and the daemon pass the trust check", status);
+}
+
+function provePeer(
+  path: string,
+  touch: number,
+  status: DaemonStatus,
+  trusted: Map<number, string>,
+): { ok: boolean; text: string } {
+  const says = `it says pid ${status.pid}, uid ${status.uid}`;
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.statSync(path);
+  } catch (e) {
+    return { ok: false, text: `cannot examine the socket again (${(e as Error).name}); ${says}` };
+  }
+  const owner = info.uid ?? -1;
+  if (status.touch !== "done" || info.mtime?.getTime() !== touch) {
+    return {
+      ok: false,
+      text: `it did not set the socket's times as asked (${
+        status.touch.slice(0, 80)
+      }): it cannot show it runs as the socket's owner or root; ${says}`,
+    };
+  }
+  if (status.uid !== owner && status.uid !== 0) {
+    return { ok: false, text: `the socket belongs to uid ${owner}, but ${says}` };
+  }
+  const name = trusted.get(status.uid) ?? `uid ${status.uid}`;
+  if (!trusted.has(status.uid)) return { ok: false, text: `runs as ${name}; ${says}` };
+  return {
+    ok: true,
+    text: `it set the socket's times as asked, which only its owner or root can: it runs as ` +
+      `${name}; pid ${status.pid}`,
+  };
+}
+
+function plain(r: Report): string {
+  const lines = [`resident helper socket ${r.socket}`];
+  for (const s of r.steps) {
+    const where = s.path ? `${s.path}: ` : "";
+    lines.push(`  ${s.ok ? "ok  " : "FAIL"} ${s.step.padEnd(9)} ${where}${s.text}`);
+  }
+  lines.push(`verdict: ${VERDICTS[r.verdict].text} (${r.reason})`);
+  const d = r.daemon;
+  if (d) {
+    const l = d.logins;
+    const ms = (v: number | null) => (v === null ? "-" : `${v.toFixed(2)} ms`);
+    lines.push(
+      `daemon: pam_mapi_helper ${d.version}, pid ${d.pid}, uid ${d.uid}, up ${d.uptime_s} s ` +
+        `(since ${d.started})`,
+      `  logins: ${l.PAM_SUCCESS} PAM_SUCCESS, ${l.PAM_AUTH_ERR} PAM_AUTH_ERR, ` +
+        `${l.PAM_AUTHINFO_UNAVAIL} PAM_AUTHINFO_UNAVAIL, ${l.PAM_IGNORE} PAM_IGNORE, ` +
+        `${l.PAM_SERVICE_ERR} PAM_SERVICE_ERR`,
+      `  requests: ${d.in_progress} in progress (this one included), ${d.rejected_busy} ` +
+        `rejected as busy, ${d.malformed} malformed, ${d.late} not received in time, ` +
+        `${d.internal_errors} internal errors`,
+      `  latency over the last ${d.latency_ms.samples} logins: p50 ${ms(d.latency_ms.p50)}, ` +
+        `p95 ${ms(d.latency_ms.p95)}`,
+      `  Kopano connections: ${d.kopano_connections.open} open (${d.kopano_connections.idle} ` +
+        `idle); ${d.kopano_connections.opened} opened and ${d.kopano_connections.reused} ` +
+        "reused since start",
+    );
+    const m = d.memory_kb;
+    if (m) {
+      lines.push(
+        `  memory: ${m.rss} KiB resident; JavaScript heap ${m.heap_used} of ${m.heap_total} KiB, ` +
+          `${m.external} KiB in buffers`,
+      );
+    }
+  }
+  lines.push(`exit ${r.exit}`);
+  return lines.join("\n") + "\n";
+}
+
+export async function runStatus(argv: string[]): Promise<number> {
+  let json = false;
+  let socket: string | null = null;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === "--json") json = true;
+    else if (a === "--socket" && i + 1 < argv.length && socket === null) socket = argv[++i];
+    else if (a.startsWith("--socket=") && socket === null) socket = a.slice(9);
+    else {
+      Deno.stderr.writeSync(
+        enc.encode(`pam_mapi_helper status: bad argument ${JSON.stringify(a)}\n${USAGE}`),
+      );
+      return 3;
+    }
+  }
+  const r = await examine(socket ?? DEFAULT_DAEMON_SOCKET);
+  write(json ? JSON.stringify(r) + "\n" : plain(r));
+  return r.exit;
+}

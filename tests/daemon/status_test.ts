@@ -1,0 +1,190 @@
+// `pam_mapi_helper status`: the trust check of docs/protocol.md §7.2 spelled out, the daemon's
+// counters, and exit statuses 0 (a trusted daemon answers), 1 (pam_mapi.so would refuse it),
+// 2 (no daemon: the helper is started per login), 3 (anything else). Fakes play the attackers:
+// a daemon that answers as nobody, a socket owned by nobody, a daemon that answers garbage.
+import assert from "node:assert/strict";
+import { startKopanoSim } from "../kopano_sim/mod.ts";
+import { AS_NOBODY, login, runHelper, startDaemon, startFakeDaemon, trustedDir } from "./lib.ts";
+
+const statusCmd = (args: string[], wrap: string[] = []) => runHelper(["status", ...args], wrap);
+
+async function statusJson(socket: string, wrap: string[] = []) {
+  const r = await statusCmd(["--socket", socket, "--json"], wrap);
+  const report = JSON.parse(r.stdout);
+  assert.equal(report.exit, r.code, "the JSON says the exit status");
+  return report;
+}
+
+/** A status query as the fake daemons would be sent one is a valid status reply if they lie. */
+const FORGED = JSON.stringify({
+  v: 1,
+  status: { version: "0.1.0", pid: 1, uid: 0, touch: "done", logins: {} },
+});
+
+Deno.test("status: a trusted daemon, step by step, with its counters; exit 0 (also as nobody)", async () => {
+  await using sim = await startKopanoSim();
+  await using d = await startDaemon();
+  const args = [`socket=${sim.urls.http[0]}`];
+  await login(d.socket, { user: "alice", password: "secret", args });
+  await login(d.socket, { user: "alice", password: "wrong", args });
+  const plain = await statusCmd(["--socket", d.socket]);
+  assert.equal(plain.code, 0, plain.stdout + plain.stderr);
+  const lines = plain.stdout.split("\n");
+  assert.equal(lines[0], `resident helper socket ${d.socket}`);
+  assert.deepEqual(lines.slice(1, 4), [
+    "  ok   directory /: owner root, mode 0755",
+    "  ok   directory /tmp: owner root, mode 1777",
+    `  ok   directory ${d.dir}: owner root, mode 0755`,
+  ]);
+  assert.equal(lines[4], `  ok   socket    ${d.socket}: a socket, owner root, mode 0666`);
+  assert.match(lines[7], new RegExp(`^  ok   peer      .*it runs as root; pid ${d.pid}$`));
+  assert.match(plain.stdout, /\nverdict: pam_mapi\.so sends logins to this daemon /);
+  assert.match(plain.stdout, /\n {2}logins: 1 PAM_SUCCESS, 1 PAM_AUTH_ERR, 0 PAM_AUTHINFO_UNAVAIL/);
+  assert.match(
+    plain.stdout,
+    /\n {2}latency over the last 2 logins: p50 \d+\.\d\d ms, p95 \d+\.\d\d ms\n/,
+  );
+  assert.match(plain.stdout, /\n {2}Kopano connections: 1 open \(1 idle\); 1 opened and 1 reused/);
+  assert.match(plain.stdout, /\nexit 0\n$/);
+
+  const j = await statusJson(d.socket);
+  assert.equal(j.verdict, "daemon");
+  assert.ok(j.steps.every((s: { ok: boolean }) => s.ok));
+  assert.deepEqual(j.steps.map((s: { step: string }) => s.step), [
+    "directory",
+    "directory",
+    "directory",
+    "socket",
+    "connect",
+    "reply",
+    "peer",
+  ]);
+  assert.equal(j.daemon.pid, d.pid);
+  assert.equal(j.daemon.uid, 0);
+  assert.equal(j.daemon.touch, "done");
+  assert.equal(j.daemon.status_queries, 2);
+  assert.deepEqual(j.daemon.limits, { in_progress: 128, request_bytes: 65536, request_ms: 2000 });
+  assert.equal(j.trusted_accounts["0"], "root");
+  // It holds network, read and write access, and has given up the rest: it never runs anything.
+  assert.deepEqual(j.daemon.permissions, {
+    net: "granted",
+    read: "granted",
+    write: "granted",
+    env: "prompt",
+    run: "prompt",
+    ffi: "prompt",
+    sys: "prompt",
+    import: "prompt",
+  });
+
+  // An ordinary user can check too: the proof needs no privilege.
+  const asNobody = await statusJson(d.socket, AS_NOBODY);
+  assert.equal(asNobody.verdict, "daemon");
+});
+
+Deno.test("status: no socket, a missing directory, a stale socket: exit 2 (the helper is started)", async () => {
+  const dir = await trustedDir();
+  try {
+    let j = await statusJson(`${dir}/helper.sock`);
+    assert.deepEqual([j.verdict, j.exit], ["helper", 2]);
+    assert.equal(j.steps.at(-1).text, "does not exist");
+    j = await statusJson(`${dir}/none/helper.sock`);
+    assert.deepEqual([j.verdict, j.exit], ["helper", 2]);
+    const plain = await statusCmd(["--socket", `${dir}/helper.sock`]);
+    assert.match(
+      plain.stdout,
+      /verdict: no daemon answers: pam_mapi\.so starts the helper for each login/,
+    );
+
+    const stale = Deno.listen({ transport: "unix", path: `${dir}/helper.sock` });
+    await Deno.link(`${dir}/helper.sock`, `${dir}/keep`);
+    stale.close();
+    await new Promise((r) => setTimeout(r, 50));
+    await Deno.rename(`${dir}/keep`, `${dir}/helper.sock`);
+    j = await statusJson(`${dir}/helper.sock`);
+    assert.deepEqual([j.verdict, j.exit, j.daemon], ["helper", 2, null]);
+    assert.match(j.steps.at(-1).text, /connection refused/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("status: a socket in a group-writable directory is refused (exit 1), the daemon still shown", async () => {
+  await using d = await startDaemon();
+  await Deno.chmod(d.dir, 0o775);
+  const j = await statusJson(d.socket);
+  assert.deepEqual([j.verdict, j.exit], ["refused", 1]);
+  const bad = j.steps.find((s: { ok: boolean }) => !s.ok);
+  assert.deepEqual(bad, {
+    step: "directory",
+    path: d.dir,
+    ok: false,
+    text: "owner root, mode 0775: writable by group or others",
+  });
+  assert.equal(j.daemon.pid, d.pid, "a status query carries no secret: it is still asked");
+  await Deno.chmod(d.dir, 0o755);
+});
+
+Deno.test("status: a daemon answering as nobody on a trusted socket is refused, however it lies (exit 1)", async () => {
+  const dir = await trustedDir();
+  try {
+    await using fake = await startFakeDaemon(`${dir}/helper.sock`, "nobody", FORGED);
+    const info = await Deno.lstat(fake.socket);
+    assert.equal(info.uid, 0, "the socket is root's: check 1 passes");
+    const j = await statusJson(fake.socket);
+    assert.deepEqual([j.verdict, j.exit], ["refused", 1]);
+    assert.ok(j.steps.slice(0, -1).every((s: { ok: boolean }) => s.ok));
+    assert.equal(j.steps.at(-1).step, "peer");
+    assert.match(j.steps.at(-1).text, /did not set the socket's times as asked \(done\)/);
+    assert.equal((await fake.received()).length, 1);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("status: a socket owned by nobody (in a sticky directory) is refused (exit 1)", async () => {
+  const dir = await trustedDir();
+  try {
+    await Deno.mkdir(`${dir}/sticky`);
+    await Deno.chmod(`${dir}/sticky`, 0o1777);
+    await using fake = await startFakeDaemon(
+      `${dir}/sticky/helper.sock`,
+      "nobody",
+      FORGED,
+      AS_NOBODY,
+    );
+    const j = await statusJson(fake.socket);
+    assert.deepEqual([j.verdict, j.exit], ["refused", 1]);
+    const bad = j.steps.find((s: { ok: boolean }) => !s.ok);
+    assert.equal(bad.step, "socket");
+    assert.match(bad.text, /owner uid 65534, mode 0666: not owned by root or pam_mapi/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("status: a trusted socket answering garbage or a login reply: exit 3", async () => {
+  const dir = await trustedDir();
+  try {
+    for (
+      const [reply, re] of [
+        ["hello", /the daemon answered, but not a status: the reply is not JSON/],
+        [
+          '{"v":1,"result":"PAM_SUCCESS","log":[]}',
+          /carries no status \(it answered PAM_SUCCESS\)/,
+        ],
+        ["", /the reply is not JSON/],
+      ] as const
+    ) {
+      await using fake = await startFakeDaemon(`${dir}/helper.sock`, "root", reply);
+      const j = await statusJson(fake.socket);
+      assert.deepEqual([j.verdict, j.exit], ["unknown", 3], reply);
+      assert.match(j.reason, re);
+    }
+    const usage = await statusCmd(["--bogus"]);
+    assert.equal(usage.code, 3);
+    assert.match(usage.stderr, /Usage: pam_mapi_helper status \[--socket PATH\] \[--json\]/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
