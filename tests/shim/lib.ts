@@ -35,6 +35,15 @@ export const ASAN: Variant = {
   env: SAN_ENV,
 };
 export const VARIANTS: Variant[] = [PLAIN, ASAN];
+/** The plain module built with the service account "daemon" (uid 1) instead of pam_mapi, and its
+ * default daemon= socket in TEST_BUILD: for the trust rules that need an existing account. */
+export const SVCACCT_SOCKET = `${TEST_BUILD}/svcacct.sock`;
+export const SVCACCT: Variant = {
+  name: "plain",
+  module: `${SHIM_BUILD}/svcacct/pam_mapi.so`,
+  driver: `${TEST_BUILD}/driver`,
+  env: {},
+};
 
 /** How the module reaches the helper: by starting it (daemon=off), or through the resident
  * helper's socket (docs/protocol.md 7), here the fake one (fake_daemon.c) serving the fake helper. */
@@ -67,7 +76,9 @@ export function build(): Promise<void> {
       "/tmp/pam_mapi_shim_build.lock",
       "sh",
       "-c",
-      `make -s -C ${ROOT}/shim all asan && make -s -C ${ROOT}/tests/shim BUILD=${TEST_BUILD}`,
+      `make -s -C ${ROOT}/shim all asan && make -s -C ${ROOT}/tests/shim BUILD=${TEST_BUILD} && ` +
+      `make -s -C ${ROOT}/shim BUILD=build/svcacct DAEMON_USER=daemon ` +
+      `DAEMON_SOCKET=${SVCACCT_SOCKET} build/svcacct/pam_mapi.so`,
     ]);
   })();
   return built;
