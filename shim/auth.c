@@ -23,7 +23,7 @@
 #define STDERR_LINE_MAX 300
 
 /* The helper file and every directory on the way to it belong to root (SPEC 3). */
-static const struct path_owners root_only = { 0, 0 };
+static const struct path_owners root_only = { 0, 0, NULL };
 
 static const char *item_str(pam_handle_t *pamh, int item)
 {
