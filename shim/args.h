@@ -15,6 +15,7 @@ struct mapi_args {
 	int timeout;              /* seconds per server attempt, 1..300 */
 	int sockets;              /* number of socket= arguments (the deadline depends on it) */
 	const char *helper;       /* absolute path: helper= or the compiled-in default */
+	const char *daemon;       /* resident helper's socket: daemon= or the default; NULL: off */
 	bool try_first_pass;
 	bool use_first_pass;
 	bool debug;

@@ -11,6 +11,7 @@
 #include <security/pam_ext.h>
 
 #include "args.h"
+#include "daemon.h"
 #include "log.h"
 #include "path_check.h"
 #include "protocol.h"
@@ -22,7 +23,7 @@
 #define STDERR_LINE_MAX 300
 
 /* The helper file and every directory on the way to it belong to root (SPEC 3). */
-static const struct path_owners root_only = { 0, 0 };
+static const struct path_owners root_only = { 0, 0, NULL };
 
 static const char *item_str(pam_handle_t *pamh, int item)
 {
@@ -57,6 +58,14 @@ static void stderr_note(char *buf, size_t len, const struct spawn_result *res)
 		buf[0] = '\0';
 	else
 		snprintf(buf, len, "; stderr: %.*s", (int)n, res->err);
+}
+
+/* Passes the reply's log records on at their priority. */
+static void relay_logs(pam_handle_t *pamh, const struct reply *reply)
+{
+	for (size_t i = 0; i < reply->nlogs; i++)
+		log_bytes(pamh, reply->logs[i].priority, reply->logs[i].message,
+			  reply->logs[i].message_len);
 }
 
 /* Turns what happened to the helper into the PAM result, logging every failure. */
@@ -105,14 +114,60 @@ static int judge(pam_handle_t *pamh, const struct mapi_args *a, const char *path
 			 "%s result=PAM_SERVICE_ERR%s", path, (int)res->pid, why, whom, note);
 		return PAM_SERVICE_ERR;
 	}
-	for (size_t i = 0; i < reply.nlogs; i++)
-		log_bytes(pamh, reply.logs[i].priority, reply.logs[i].message,
-			  reply.logs[i].message_len);
+	relay_logs(pamh, &reply);
 	if (a->debug)
 		log_line(pamh, LOG_DEBUG, "debug: helper pid %d exited with status 0 after %ld ms; "
 			 "result=%s", (int)res->pid, res->elapsed_ms, reply.result_name);
 	reply_free(&reply);
 	return reply.pam_result;
+}
+
+/* What the resident helper's answer means (protocol.md 7.2). Returns -1 when it is not there and
+ * the helper must be started instead; otherwise the PAM result, every failure logged. */
+static int ask_daemon(pam_handle_t *pamh, const struct mapi_args *a, const unsigned char *req,
+		      size_t req_len, const char *whom)
+{
+	struct daemon_result res;
+	struct reply reply;
+	const char *why;
+	int rc = PAM_SERVICE_ERR;
+
+	if (a->debug)
+		log_line(pamh, LOG_DEBUG, "debug: asking the resident helper %s for %s (deadline %d s)",
+			 a->daemon, whom, args_deadline(a));
+	daemon_ask(a->daemon, req, req_len, args_deadline(a), &res);
+	switch (res.outcome) {
+	case DAEMON_ABSENT:
+		if (a->debug)
+			log_line(pamh, LOG_DEBUG, "debug: no resident helper at %s (%s); starting the "
+				 "helper", a->daemon, res.why);
+		rc = -1;
+		break;
+	case DAEMON_UNTRUSTED:
+		log_line(pamh, LOG_ERR, "resident helper %s not trusted: %s; nothing sent; "
+			 "%s result=PAM_SERVICE_ERR", a->daemon, res.why, whom);
+		break;
+	case DAEMON_FAILED:
+		log_line(pamh, LOG_ERR, "resident helper %s (pid %ld): %s; %s result=PAM_SERVICE_ERR",
+			 a->daemon, res.peer_pid, res.why, whom);
+		break;
+	case DAEMON_REPLIED:
+		if (reply_decode(res.reply, res.reply_len, &reply, &why) < 0) {
+			log_line(pamh, LOG_ERR, "resident helper %s (pid %ld) sent a malformed reply "
+				 "(%s); %s result=PAM_SERVICE_ERR", a->daemon, res.peer_pid, why, whom);
+			break;
+		}
+		relay_logs(pamh, &reply);
+		if (a->debug)
+			log_line(pamh, LOG_DEBUG, "debug: resident helper %s (pid %ld) answered after "
+				 "%ld ms; result=%s", a->daemon, res.peer_pid, res.elapsed_ms,
+				 reply.result_name);
+		reply_free(&reply);
+		rc = reply.pam_result;
+		break;
+	}
+	free(res.reply);
+	return rc;
 }
 
 int auth_run(pam_handle_t *pamh, int argc, const char **argv, const char **user_out)
@@ -174,6 +229,11 @@ int auth_run(pam_handle_t *pamh, int argc, const char **argv, const char **user_
 		log_line(pamh, LOG_ERR, "cannot build the request: %s; %s result=PAM_SERVICE_ERR",
 			 rc == -2 ? "larger than 65536 bytes" : "out of memory", whom);
 		return PAM_SERVICE_ERR;
+	}
+	if (a.daemon) {
+		rc = ask_daemon(pamh, &a, req, req_len, whom);
+		if (rc >= 0)
+			goto out;
 	}
 	if (path_check_file(a.helper, &root_only, PATH_CHECK_EXEC, &path, err, sizeof err) < 0) {
 		log_line(pamh, LOG_ERR, "helper %s refused: %s; %s result=PAM_SERVICE_ERR",

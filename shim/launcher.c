@@ -174,7 +174,7 @@ int main(int argc, char **argv)
 	static const struct rlimit no_core = { 0, 0 };
 	const size_t nflags = sizeof deno_flags / sizeof *deno_flags;
 	const size_t nenv = sizeof fixed_env / sizeof *fixed_env;
-	struct path_owners own = { geteuid(), 1 };
+	struct path_owners own = { geteuid(), 1, NULL };
 	char why[1024], *deno, *bundle, *cache, **args, **env;
 	struct stat devnull;
 	size_t n = 0;

@@ -32,6 +32,8 @@ int path_owner_ok(const struct path_owners *own, uid_t uid)
 
 const char *path_owners_text(const struct path_owners *own, char *buf, size_t len)
 {
+	if (own->label)
+		return own->label;
 	if (!own->has_extra || own->extra == 0)
 		return "root";
 	snprintf(buf, len, "root or uid %u", (unsigned)own->extra);
@@ -46,6 +48,7 @@ struct walk {
 	char *rest;              /* what is left to resolve */
 	char *link;              /* a link's target */
 	struct stat holder;      /* lstat of cur, taken by check_holder */
+	bool missing;            /* the walk failed because a name does not exist */
 	char *why;
 	size_t whylen;
 };
@@ -162,8 +165,10 @@ static int walk(struct walk *w, const char *path, struct stat *st)
 		memcpy(w->cur + w->len, p, n);
 		w->len += n;
 		w->cur[w->len] = '\0';
-		if (lstat(w->cur, st) != 0)
+		if (lstat(w->cur, st) != 0) {
+			w->missing = errno == ENOENT;
 			return fail(w, "%s", strerror(errno));
+		}
 		if (S_ISLNK(st->st_mode)) {
 			if (follow(w, st, dir_len, end, &links) < 0)
 				return -1;
@@ -260,5 +265,22 @@ int path_check_dir(const char *path, const struct path_owners *own, char **resol
 			      path_owners_text(own, w.owners, sizeof w.owners));
 	if (st.st_mode & (S_IWGRP | S_IWOTH))
 		return refuse(&w, "directory %s is writable by group or others%s", w.cur, "");
+	return done(&w, resolved);
+}
+
+int path_check_socket(const char *path, const struct path_owners *own, char **resolved, char *why,
+		      size_t whylen)
+{
+	struct walk w;
+	struct stat st;
+
+	*resolved = NULL;
+	if (resolve(path, own, &w, &st, why, whylen) < 0)
+		return w.missing ? -2 : -1;
+	if (!S_ISSOCK(st.st_mode))
+		return refuse(&w, "%s is not a socket%s", w.cur, "");
+	if (!path_owner_ok(own, st.st_uid))
+		return refuse(&w, "socket %s is not owned by %s", w.cur,
+			      path_owners_text(own, w.owners, sizeof w.owners));
 	return done(&w, resolved);
 }

@@ -8,10 +8,12 @@
 
 #define PATH_CHECK_MAX_LINKS 40   /* as the kernel's MAXSYMLINKS */
 
-/* Who may own what is trusted: root, and optionally one more uid (the launcher's euid). */
+/* Who may own what is trusted: root, and optionally one more uid (the launcher's euid, the
+ * resident helper's service account). */
 struct path_owners {
 	uid_t extra;
 	int has_extra;
+	const char *label;        /* for messages, e.g. "root or pam_mapi"; NULL: "root or uid N" */
 };
 
 #define PATH_CHECK_EXEC 1         /* the file must be executable */
@@ -28,7 +30,13 @@ int path_check_file(const char *path, const struct path_owners *own, int flags, 
 int path_check_dir(const char *path, const struct path_owners *own, char **resolved, char *why,
 		   size_t whylen);
 
-/* "root" or "root or uid N", for messages. */
+/* The same for a UNIX socket to connect to: a socket owned by a trusted owner (its mode is the
+ * daemon's business: it decides who may connect). Returns 0 with *resolved, -2 when a name on the
+ * path does not exist (nothing listens there; the directories before it passed), -1 otherwise. */
+int path_check_socket(const char *path, const struct path_owners *own, char **resolved, char *why,
+		      size_t whylen);
+
+/* The label, "root" or "root or uid N", for messages. */
 const char *path_owners_text(const struct path_owners *own, char *buf, size_t len);
 
 /* Whether uid is a trusted owner. */

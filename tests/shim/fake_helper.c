@@ -17,11 +17,15 @@
  *   ctrl           a log record full of control characters
  *   bidi           a log record full of bidi and invisible characters (escaped and raw UTF-8)
  *   loglines       one record per priority
+ *   half           writes the first half of a success reply, then exits 0
  *   file name closestdin_helper: closes stdin without reading, answers PAM_AUTH_ERR.
- * Every run appends "pid pgid" to pids next to the executable. */
+ * Every run appends "pid pgid" to pids next to the executable, and " daemon" when it serves a
+ * connection of the fake resident helper (FAKE_DAEMON=1, tests/shim/fake_daemon.c); there, hang
+ * ends when the client closes the connection. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,7 +46,8 @@ static void record_pid(void)
 	snprintf(path, sizeof path, "%s/pids", dir);
 	f = fopen(path, "a");
 	if (f) {
-		fprintf(f, "%d %d\n", (int)getpid(), (int)getpgrp());
+		fprintf(f, "%d %d%s\n", (int)getpid(), (int)getpgrp(),
+			getenv("FAKE_DAEMON") ? " daemon" : "");
 		fclose(f);
 	}
 }
@@ -135,6 +140,18 @@ static void sleep_ms(long ms)
 		;
 }
 
+/* Sleeps ms, or in daemon mode until the client has closed the connection (POLLHUP). */
+static void hang_ms(long ms)
+{
+	struct pollfd p = { .fd = 1, .events = 0 };
+	if (!getenv("FAKE_DAEMON")) {
+		sleep_ms(ms);
+		return;
+	}
+	while (poll(&p, 1, (int)ms) < 0 && errno == EINTR)
+		;
+}
+
 static void status_line(const char *key, char *out, size_t cap)
 {
 	char line[256];
@@ -199,6 +216,10 @@ int main(int argc, char **argv)
 		return 1;
 	} else if (strcmp(user, "empty") == 0) {
 		return 0;
+	} else if (strcmp(user, "half") == 0) {
+		static const char out[] = "{\"v\":1,\"result\":\"PAM_SUCC";
+		if (write(1, out, sizeof out - 1) < 0)
+			return 9;
 	} else if (strcmp(user, "garbage") == 0) {
 		if (write(1, "OK\n", 3) < 0)
 			return 9;
@@ -221,10 +242,10 @@ int main(int argc, char **argv)
 			signal(SIGTERM, SIG_IGN);
 		if (fork() == 0) {
 			record_pid();
-			sleep_ms(600000);
+			hang_ms(600000);
 			_exit(0);
 		}
-		sleep_ms(600000);
+		hang_ms(600000);
 	} else if (strncmp(user, "slow-", 5) == 0) {
 		char want[1100];
 		sleep_ms(atol(user + 5));

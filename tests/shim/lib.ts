@@ -35,6 +35,25 @@ export const ASAN: Variant = {
   env: SAN_ENV,
 };
 export const VARIANTS: Variant[] = [PLAIN, ASAN];
+/** The plain module built with the service account "daemon" (uid 1) instead of pam_mapi, and its
+ * default daemon= socket in TEST_BUILD: for the trust rules that need an existing account. */
+export const SVCACCT_SOCKET = `${TEST_BUILD}/svcacct.sock`;
+export const SVCACCT: Variant = {
+  name: "plain",
+  module: `${SHIM_BUILD}/svcacct/pam_mapi.so`,
+  driver: `${TEST_BUILD}/driver`,
+  env: {},
+};
+
+/** How the module reaches the helper: by starting it (daemon=off), or through the resident
+ * helper's socket (docs/protocol.md 7), here the fake one (fake_daemon.c) serving the fake helper. */
+export type Mode = "fork" | "daemon";
+export const MODES: Mode[] = ["fork", "daemon"];
+
+/** Test name prefix: "plain", "asan" for the fork mode (as before daemons), "plain daemon", ... */
+export function label(v: Variant, mode: Mode): string {
+  return mode === "fork" ? v.name : `${v.name} daemon`;
+}
 
 // One way to run a command for the build scripts and the tests.
 import { run, RunResult as Result } from "../../scripts/lib/run.ts";
@@ -57,7 +76,9 @@ export function build(): Promise<void> {
       "/tmp/pam_mapi_shim_build.lock",
       "sh",
       "-c",
-      `make -s -C ${ROOT}/shim all asan && make -s -C ${ROOT}/tests/shim BUILD=${TEST_BUILD}`,
+      `make -s -C ${ROOT}/shim all asan && make -s -C ${ROOT}/tests/shim BUILD=${TEST_BUILD} && ` +
+      `make -s -C ${ROOT}/shim BUILD=build/svcacct DAEMON_USER=daemon ` +
+      `DAEMON_SOCKET=${SVCACCT_SOCKET} build/svcacct/pam_mapi.so`,
     ]);
   })();
   return built;
@@ -105,6 +126,74 @@ export async function helperDir(name = "fake_helper"): Promise<{ dir: string; he
   await Deno.copyFile(`${TEST_BUILD}/fake_helper`, helper);
   await Deno.chmod(helper, 0o755);
   return { dir, helper };
+}
+
+// Fake daemons started by startFakeDaemon, stopped when the test process ends (each also stops by
+// itself after 30 s without a connection).
+const fakeDaemons: number[] = [];
+globalThis.addEventListener("unload", () => {
+  for (const pid of fakeDaemons) {
+    try {
+      Deno.kill(pid, "SIGTERM");
+    } catch { /* already gone */ }
+  }
+});
+
+export interface FakeDaemonOptions {
+  /** Record what each client sent to this file and answer PAM_SUCCESS, instead of the helper. */
+  record?: string;
+  /** Close each connection unread. */
+  closeFirst?: boolean;
+  /** Run as this user (setpriv), e.g. "nobody"; default root. */
+  user?: string;
+}
+
+/** Starts tests/shim/fake_daemon.c on socket, serving helper; returns its pid. */
+export async function startFakeDaemon(
+  socket: string,
+  helper: string,
+  opts: FakeDaemonOptions = {},
+): Promise<number> {
+  const args = [
+    ...(opts.record ? ["--record", opts.record] : []),
+    ...(opts.closeFirst ? ["--close-first"] : []),
+    socket,
+    helper,
+  ];
+  const r = opts.user
+    ? await runOk("setpriv", [
+      `--reuid=${opts.user}`,
+      `--regid=${opts.user === "nobody" ? "nogroup" : opts.user}`,
+      "--clear-groups",
+      `${TEST_BUILD}/fake_daemon`,
+      ...args,
+    ])
+    : await runOk(`${TEST_BUILD}/fake_daemon`, args);
+  const pid = Number(r.stdout.trim());
+  assert.ok(pid > 0, `fake_daemon printed no pid: ${r.stdout}`);
+  fakeDaemons.push(pid);
+  return pid;
+}
+
+/** The module arguments that select the mode; in daemon mode this starts a fake daemon in dir. */
+export async function modeArgs(mode: Mode, dir: string, helper: string): Promise<string[]> {
+  if (mode === "fork") return ["daemon=off"];
+  const socket = `${dir}/d.sock`;
+  await startFakeDaemon(socket, helper);
+  return [`daemon=${socket}`];
+}
+
+/** Per run of the fake helper: "fork" or "daemon" (who started it). */
+export async function helperModes(dir: string): Promise<Mode[]> {
+  let text = "";
+  try {
+    text = await Deno.readTextFile(`${dir}/pids`);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  return text.trim().split("\n").filter((l) => l).map((l) =>
+    l.endsWith(" daemon") ? "daemon" : "fork"
+  );
 }
 
 /** The "pid pgid" lines the fake helper appended, as numbers. */

@@ -1,40 +1,55 @@
 // Results, logging, arguments, token handling, account and setcred, through the real libpam
 // (pam_start_confdir driver) with the fast fake helper; syslog captured from a private /dev/log.
-// Every test runs against the plain build and the ASan/UBSan build.
+// Every test runs against the plain build and the ASan/UBSan build, each with the helper started per
+// login (fork) and through the resident helper's socket (daemon, a fake daemon running the fake
+// helper per connection).
 import assert from "node:assert/strict";
 import {
   build,
   helperDir,
+  helperModes,
   helperPids,
+  label,
   line,
   LOG_DEBUG,
   LOG_ERR,
   LOG_NOTICE,
+  type Mode,
+  modeArgs,
+  MODES,
   pamConf,
   runDriver,
+  type Variant,
   VARIANTS,
 } from "./lib.ts";
 
 for (const v of VARIANTS) {
+  for (const mode of MODES) registerTests(v, mode);
+}
+
+function registerTests(v: Variant, mode: Mode) {
+  const name = label(v, mode);
   const setup = async (authArgs: string[], accountArgs: string[] = []) => {
     await build();
     const { dir, helper } = await helperDir();
+    // A test about daemon= itself brings its own.
+    const [modeArg] = authArgs.some((a) => a.startsWith("daemon="))
+      ? [""]
+      : await modeArgs(mode, dir, helper);
+    const auth = [`helper=${helper}`, ...(modeArg ? [modeArg] : []), ...authArgs];
     const conf = await pamConf(dir, {
-      mapi: [
-        line(v, "auth", [`helper=${helper}`, ...authArgs]),
-        line(v, "account", accountArgs),
-      ],
+      mapi: [line(v, "auth", auth), line(v, "account", accountArgs)],
       // account: IGNORE lets pam_permit decide, any failure of pam_mapi ends in failure.
       mapi_permit: [
-        line(v, "auth", [`helper=${helper}`, ...authArgs]),
+        line(v, "auth", auth),
         line(v, "account", accountArgs, "[success=ok ignore=ignore default=die]"),
         "account required pam_permit.so",
       ],
     });
-    return { dir, helper, conf };
+    return { dir, helper, conf, modeArg };
   };
 
-  Deno.test(`${v.name}: right password -> PAM_SUCCESS; account and setcred follow`, async () => {
+  Deno.test(`${name}: right password -> PAM_SUCCESS; account and setcred follow`, async () => {
     const { dir, conf } = await setup([]);
     const r = await runDriver(v, [
       "--password",
@@ -52,10 +67,10 @@ for (const v of VARIANTS) {
     // Without debug the helper's records are all there is.
     assert.deepEqual(r.logs, [{ priority: LOG_NOTICE, message: "fake: accepted user=alice" }]);
     assert.ok(r.syslog.every((s) => s.facility === 10), "facility authpriv");
-    assert.equal((await helperPids(dir)).length, 1);
+    assert.deepEqual(await helperModes(dir), [mode], "served the way the mode says");
   });
 
-  Deno.test(`${v.name}: wrong password -> PAM_AUTH_ERR; account ignores, setcred replays`, async () => {
+  Deno.test(`${name}: wrong password -> PAM_AUTH_ERR; account ignores, setcred replays`, async () => {
     const { conf } = await setup(["debug"], ["debug"]);
     const r = await runDriver(v, [
       "--password",
@@ -82,7 +97,7 @@ for (const v of VARIANTS) {
     assert.equal(p.kv.acct, "PAM_SUCCESS", "IGNORE, not a failure: pam_permit decided");
   });
 
-  Deno.test(`${v.name}: account is PAM_SUCCESS only for the user this module authenticated`, async () => {
+  Deno.test(`${name}: account is PAM_SUCCESS only for the user this module authenticated`, async () => {
     const { conf } = await setup([], ["debug"]);
     // No auth at all in this handle.
     let r = await runDriver(v, ["--ops", "acct", conf, "mapi_permit"]);
@@ -124,7 +139,7 @@ for (const v of VARIANTS) {
     assert.match(r.stdout, /auth=PAM_SUCCESS\n.*\nauth=PAM_AUTH_ERR\n.*\nacct=PAM_PERM_DENIED\n/);
   });
 
-  Deno.test(`${v.name}: setcred without auth is PAM_IGNORE, and replays each auth result`, async () => {
+  Deno.test(`${name}: setcred without auth is PAM_IGNORE, and replays each auth result`, async () => {
     const { conf } = await setup(["debug"]);
     let r = await runDriver(v, ["--ops", "setcred", conf, "mapi"]);
     assert.equal(r.kv.setcred, "PAM_PERM_DENIED"); // sole module ignored
@@ -149,7 +164,7 @@ for (const v of VARIANTS) {
     }
   });
 
-  Deno.test(`${v.name}: every whitelisted result is relayed`, async () => {
+  Deno.test(`${name}: every whitelisted result is relayed`, async () => {
     const { conf } = await setup([]);
     const expect: Array<[string, string, number, string]> = [
       ["unavail", "PAM_AUTHINFO_UNAVAIL", LOG_ERR, "fake: server unavailable"],
@@ -164,7 +179,7 @@ for (const v of VARIANTS) {
     }
   });
 
-  Deno.test(`${v.name}: log records keep their priority; control characters become ?`, async () => {
+  Deno.test(`${name}: log records keep their priority; control characters become ?`, async () => {
     const { conf } = await setup([]);
     let r = await runDriver(v, ["--user", "loglines", "--password", "x", conf, "mapi"]);
     assert.deepEqual(r.logs, [
@@ -179,7 +194,7 @@ for (const v of VARIANTS) {
     assert.deepEqual(r.logs, [{ priority: LOG_NOTICE, message: "a?[31mb?c?d?e?f" }]);
   });
 
-  Deno.test(`${v.name}: helper log records lose bidi and invisible characters too, one ? each`, async () => {
+  Deno.test(`${name}: helper log records lose bidi and invisible characters too, one ? each`, async () => {
     // The shim's second line of defence behind the helper's own (src/log_text.ts): the same
     // characters its user= and rhost= fields lose, escaped or raw, and visible text kept.
     const { conf } = await setup([]);
@@ -190,28 +205,35 @@ for (const v of VARIANTS) {
     }]);
   });
 
-  Deno.test(`${v.name}: debug adds the shim's step lines, never the password`, async () => {
-    const { conf, helper } = await setup(["debug"]);
+  Deno.test(`${name}: debug adds the shim's step lines, never the password`, async () => {
+    const { conf, helper, modeArg } = await setup(["debug"]);
     const pw = "pw-alice";
     const r = await runDriver(v, ["--password", pw, "--rhost", "192.0.2.7", conf, "mapi"]);
     assert.equal(r.kv.auth, "PAM_SUCCESS");
     const msgs = r.logs.map((l) => l.message);
     assert.equal(msgs[0], "debug: asking for the password");
+    const socket = modeArg.slice("daemon=".length);
     assert.equal(
       msgs[1],
-      `debug: starting helper ${helper} for user=alice rhost=192.0.2.7 (deadline 12 s)`,
+      mode === "fork"
+        ? `debug: starting helper ${helper} for user=alice rhost=192.0.2.7 (deadline 12 s)`
+        : `debug: asking the resident helper ${socket} for user=alice rhost=192.0.2.7 (deadline 12 s)`,
     );
     assert.equal(msgs[2], "fake: accepted user=alice");
     assert.match(
       msgs[3],
-      /^debug: helper pid \d+ exited with status 0 after \d+ ms; result=PAM_SUCCESS$/,
+      mode === "fork"
+        ? /^debug: helper pid \d+ exited with status 0 after \d+ ms; result=PAM_SUCCESS$/
+        : new RegExp(
+          `^debug: resident helper ${socket} \\(pid \\d+\\) answered after \\d+ ms; result=PAM_SUCCESS$`,
+        ),
     );
     assert.equal(msgs.length, 4);
     assert.ok(r.logs.every((l, i) => i === 2 || l.priority === LOG_DEBUG));
     for (const s of r.syslog) assert.ok(!s.text.includes(pw), `password in: ${s.text}`);
   });
 
-  Deno.test(`${v.name}: unknown or bad arguments fail closed before any prompt`, async () => {
+  Deno.test(`${name}: unknown or bad arguments fail closed before any prompt`, async () => {
     const bad: Array<[string[], string]> = [
       [["nullok"], 'bad module argument "nullok": unknown argument; result=PAM_SERVICE_ERR'],
       [
@@ -234,6 +256,14 @@ for (const v of VARIANTS) {
         ["helper2=/x"],
         'bad module argument "helper2=/x": unknown argument; result=PAM_SERVICE_ERR',
       ],
+      [
+        ["daemon=run/pam_mapi/helper.sock"],
+        'bad module argument "daemon=run/pam_mapi/helper.sock": daemon must be an absolute path or off; result=PAM_SERVICE_ERR',
+      ],
+      [
+        ["daemon=/run/a.sock", "daemon=off"],
+        'bad module argument "daemon=off": daemon= given twice; result=PAM_SERVICE_ERR',
+      ],
     ];
     for (const [args, message] of bad) {
       const { dir, conf } = await setup(args, args);
@@ -246,7 +276,7 @@ for (const v of VARIANTS) {
     }
   });
 
-  Deno.test(`${v.name}: quiet and the other helper-side arguments pass through verbatim`, async () => {
+  Deno.test(`${name}: quiet and the other helper-side arguments pass through verbatim`, async () => {
     const args = [
       "socket=http://127.0.0.1:236/kopano",
       "socket=file:///run/kopano/server.sock",
@@ -256,7 +286,7 @@ for (const v of VARIANTS) {
       "cafile=/etc/ssl/ca.pem",
       "timeout=5",
     ];
-    const { conf, helper } = await setup(args);
+    const { conf, helper, modeArg } = await setup(args);
     const r = await runDriver(v, [
       "--user",
       "args",
@@ -270,11 +300,11 @@ for (const v of VARIANTS) {
     assert.equal(r.kv.auth, "PAM_AUTH_ERR");
     assert.deepEqual(r.logs, [{
       priority: LOG_NOTICE,
-      message: `service=mapi rhost=2001:db8::1 args=helper=${helper}|${args.join("|")}|`,
+      message: `service=mapi rhost=2001:db8::1 args=helper=${helper}|${modeArg}|${args.join("|")}|`,
     }]);
   });
 
-  Deno.test(`${v.name}: length guard: user > 256 or password > 512 bytes never reach the helper`, async () => {
+  Deno.test(`${name}: length guard: user > 256 or password > 512 bytes never reach the helper`, async () => {
     const { dir, conf } = await setup([]);
     const u256 = "u".repeat(256), u257 = "u".repeat(257);
     let r = await runDriver(v, ["--user", u256, "--password", `pw-${u256}`, conf, "mapi"]);
@@ -313,7 +343,7 @@ for (const v of VARIANTS) {
     assert.equal((await helperPids(dir)).length, 2);
   });
 
-  Deno.test(`${v.name}: an empty password goes to the helper, which refuses it`, async () => {
+  Deno.test(`${name}: an empty password goes to the helper, which refuses it`, async () => {
     const { dir, conf } = await setup([]);
     const r = await runDriver(v, ["--password", "", conf, "mapi"]);
     assert.equal(r.kv.auth, "PAM_AUTH_ERR");
@@ -321,7 +351,7 @@ for (const v of VARIANTS) {
     assert.equal((await helperPids(dir)).length, 1);
   });
 
-  Deno.test(`${v.name}: a conversation that delivers no password -> PAM_AUTHTOK_ERR`, async () => {
+  Deno.test(`${name}: a conversation that delivers no password -> PAM_AUTHTOK_ERR`, async () => {
     const { dir, conf } = await setup([]);
     const r = await runDriver(v, [conf, "mapi"]); // no --password: the conversation fails
     assert.equal(r.kv.auth, "PAM_AUTHTOK_ERR");
@@ -335,7 +365,7 @@ for (const v of VARIANTS) {
     assert.deepEqual(await helperPids(dir), []);
   });
 
-  Deno.test(`${v.name}: user names cannot pose as other log fields`, async () => {
+  Deno.test(`${name}: user names cannot pose as other log fields`, async () => {
     const { conf } = await setup(["use_first_pass"]);
     // A shim line (use_first_pass without a token) with a user name built to fool a log scanner.
     const r = await runDriver(v, [
@@ -353,7 +383,7 @@ for (const v of VARIANTS) {
     ]);
   });
 
-  Deno.test(`${v.name}: user names with control characters are logged neutralised`, async () => {
+  Deno.test(`${name}: user names with control characters are logged neutralised`, async () => {
     const { conf } = await setup(["debug"]);
     const r = await runDriver(v, [
       "--user",
