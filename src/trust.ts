@@ -1,7 +1,9 @@
-// Check 1 of docs/protocol.md §7.2: would the shim trust the resident helper's socket path? Every
-// directory and symlink on the path, and the socket itself, must be owned by root or the service
-// account, and no directory writable by group or others (a root-owned sticky directory such as
-// /tmp excepted). `serve` refuses to start where this fails; `status` spells it out.
+// Check 1 of docs/protocol.md §7.2: would the shim trust the resident helper's socket path? The
+// same walk as the shim's shim/path_check.c: every directory a name is looked up in (on the path as
+// written and inside every symlink's target) must be owned by root or the service account and not
+// writable by group or others, except a sticky directory of theirs such as /tmp, where a symlink
+// must then be theirs too (elsewhere only a trusted owner could have made it); the socket itself
+// must be theirs. `serve` refuses to start where this fails; `status` spells it out.
 
 /** The packaged socket path (the shim's default for daemon=). */
 export const DEFAULT_DAEMON_SOCKET = "/run/pam_mapi/helper.sock";
@@ -79,15 +81,17 @@ export function checkSocketPath(
   const dirProblem = (info: Deno.FileInfo): string | null => {
     if (!trusted.has(info.uid ?? -1)) return notTrusted;
     const mode = info.mode ?? 0;
-    const stickyRoot = (mode & 0o1000) !== 0 && info.uid === 0;
-    return (mode & 0o022) !== 0 && !stickyRoot ? "writable by group or others" : null;
+    return (mode & 0o022) !== 0 && (mode & 0o1000) === 0 ? "writable by group or others" : null;
   };
+  /** Others may add entries to it: only a sticky directory gets past dirProblem so. */
+  const openToOthers = (info: Deno.FileInfo) => ((info.mode ?? 0) & 0o022) !== 0;
 
   if (!path.startsWith("/")) return fail(final, path, "not an absolute path");
   const root = Deno.statSync("/");
   const rootProblem = dirProblem(root);
   if (rootProblem) return fail("directory", "/", `${describe(root)}: ${rootProblem}`);
   pass("directory", "/", describe(root));
+  let dirInfo = root; // of `dir`
   const parts = (p: string) => p.split("/").filter((c) => c !== "" && c !== ".");
   let todo = parts(path);
   let dir = "/"; // the directory reached, as a path without symlinks
@@ -98,6 +102,7 @@ export function checkSocketPath(
     if (name === "..") {
       dir = dir.replace(/\/[^/]*$/, "") || "/"; // an ancestor: checked on the way down
       if (kind === "socket") return fail("socket", dir, "not a socket");
+      dirInfo = Deno.lstatSync(dir);
       continue;
     }
     const p = dir === "/" ? `/${name}` : `${dir}/${name}`;
@@ -110,20 +115,26 @@ export function checkSocketPath(
     }
     if (info.isSymlink) {
       const who = `owner ${owner(info.uid ?? -1, trusted)}`;
-      if (!trusted.has(info.uid ?? -1)) return fail("symlink", p, `${who}: ${notTrusted}`);
+      if (openToOthers(dirInfo) && !trusted.has(info.uid ?? -1)) {
+        return fail("symlink", p, `${who}, in the sticky directory ${dir}: ${notTrusted}`);
+      }
       if (++links > MAX_LINKS) return fail("symlink", p, "too many symbolic links");
       const target = Deno.readLinkSync(p);
       pass("symlink", p, `${who}, points to ${target}`);
-      if (target.startsWith("/")) dir = "/";
+      if (target.startsWith("/")) {
+        dir = "/";
+        dirInfo = root;
+      }
       todo = [...parts(target), ...todo];
       continue;
     }
     if (kind === "directory") {
-      if (!info.isDirectory) return fail("directory", p, "not a directory", true);
+      if (!info.isDirectory) return fail("directory", p, "not a directory");
       const problem = dirProblem(info);
       if (problem) return fail("directory", p, `${describe(info)}: ${problem}`);
       pass("directory", p, describe(info));
       dir = p;
+      dirInfo = info;
       continue;
     }
     if (!info.isSocket) return fail("socket", p, `${describe(info)}: not a socket`);
