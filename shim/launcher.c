@@ -12,12 +12,14 @@
  *   file planted while the directory was writable must not be used after an admin fixes the mode.
  * A trusted cache is Deno's DENO_DIR; an untrusted one is not used at all: Deno gets --no-code-cache
  * and DENO_DIR=/dev/null, where it can neither read nor create anything, and the helper gets a first
- * argument --cache-untrusted=REASON, which it logs at warning (src/launch.ts). The environment is
- * built from scratch. One execve, as the #! line's env was. */
+ * argument --cache-untrusted=REASON, which it logs at warning (src/launch.ts). `serve`, the resident
+ * helper, always runs without the cache and with V8 flags for a long-lived process. The environment
+ * is built from scratch. One execve, as the #! line's env was. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,11 +36,18 @@
 
 /* Deno's flags: permissions the helper narrows at start (src/permissions.ts), nothing else, no
  * prompt; the file is JavaScript whatever its name; V8 flags for a short-lived process
- * (README "Performance"). */
+ * (README "Performance"), the last entry. */
 static const char *const deno_flags[] = {
 	"run", "--no-config", "--no-lock", "--no-prompt", "-N", "-R", "-W", "--ext=js",
 	"--v8-flags=--no-lazy,--jitless,--single-threaded",
 };
+
+/* `serve` is one process for days, not 20 ms: it compiles lazily and keeps its memory flat with a
+ * small young generation and V8's memory-saving mode (README "The resident helper"); still no
+ * JIT, so that pam_mapi.service can forbid writable executable memory. It also runs without the
+ * code cache: it starts once, and under the unit the cache directory is read-only to it. */
+static const char serve_v8_flags[] =
+	"--v8-flags=--jitless,--single-threaded,--max-semi-space-size=1,--optimize-for-size";
 
 /* An empty DENO_TLS_CA_STORE: no built-in roots, https:// trusts only what the helper passes. */
 static const char *const fixed_env[] = {
@@ -178,6 +187,7 @@ int main(int argc, char **argv)
 	char why[1024], *deno, *bundle, *cache, **args, **env;
 	struct stat devnull;
 	size_t n = 0;
+	bool serve;
 
 	umask(077);
 	if (setrlimit(RLIMIT_CORE, &no_core) != 0)
@@ -191,7 +201,7 @@ int main(int argc, char **argv)
 		printf("\nflags=");
 		for (size_t i = 0; i < nflags; i++)
 			printf("%s%s", i ? " " : "", deno_flags[i]);
-		printf("\n");
+		printf("\nserve_v8_flags=%s\n", serve_v8_flags);
 		return fflush(stdout) == 0 ? 0 : EXIT_SETUP;
 	}
 	if (path_check_file(PAM_MAPI_DENO, &own, PATH_CHECK_EXEC, &deno, why, sizeof why) < 0)
@@ -203,27 +213,31 @@ int main(int argc, char **argv)
 	env = calloc(nenv + 2, sizeof *env);
 	if (!args || !env)
 		die("start", "out of memory");
+	serve = argc >= 2 && strcmp(argv[1], "serve") == 0;
 	args[n++] = deno;
 	for (size_t i = 0; i < nflags; i++)
-		args[n++] = (char *)deno_flags[i];
-	if (trust_cache(&own, &cache, why, sizeof why) == 0) {
+		args[n++] = (char *)(serve && i == nflags - 1 ? serve_v8_flags : deno_flags[i]);
+	/* Without a trusted cache (and always for serve): a DENO_DIR that is not a directory, so
+	 * that Deno reads and writes no cache at all. */
+	if (serve || trust_cache(&own, &cache, why, sizeof why) != 0) {
+		if (lstat("/dev/null", &devnull) != 0 || !S_ISCHR(devnull.st_mode))
+			die("start", "/dev/null is not a character device");
+		env[0] = "DENO_DIR=/dev/null";
+		args[n++] = "--no-code-cache";
+		args[n++] = bundle;
+		if (!serve) {
+			char *note = malloc(strlen(why) + sizeof PAM_MAPI_CACHE_DIR + 64);
+			if (!note)
+				die("start", "out of memory");
+			sprintf(note, "--cache-untrusted=%s not used: %s", PAM_MAPI_CACHE_DIR, why);
+			args[n++] = note;
+		}
+	} else {
 		env[0] = malloc(strlen(cache) + sizeof "DENO_DIR=");
 		if (!env[0])
 			die("start", "out of memory");
 		sprintf(env[0], "DENO_DIR=%s", cache);
 		args[n++] = bundle;
-	} else {
-		char *note = malloc(strlen(why) + sizeof PAM_MAPI_CACHE_DIR + 64);
-		/* A DENO_DIR that is not a directory: Deno reads and writes no cache at all. */
-		if (lstat("/dev/null", &devnull) != 0 || !S_ISCHR(devnull.st_mode))
-			die("start", "/dev/null is not a character device");
-		if (!note)
-			die("start", "out of memory");
-		env[0] = "DENO_DIR=/dev/null";
-		args[n++] = "--no-code-cache";
-		args[n++] = bundle;
-		sprintf(note, "--cache-untrusted=%s not used: %s", PAM_MAPI_CACHE_DIR, why);
-		args[n++] = note;
 	}
 	for (int i = 1; i < argc; i++)
 		args[n++] = argv[i];

@@ -7,8 +7,8 @@
 //       [--clients N] [--v8=FLAGS]
 //
 // --v8=FLAGS runs the daemon from src/ with exactly these V8 flags (e.g. "--max-semi-space-size=1",
-// "" for none) instead of the built helper, whose #! line has --jitless,--single-threaded: to see
-// what the launcher should give `serve`.
+// "" for none) instead of the built helper, whose launcher gives `serve` its own flags
+// (shim/launcher.c): to compare them.
 import { parseArgs } from "node:util";
 import { login, procUsage, startDaemon } from "../../tests/daemon/lib.ts";
 import { ROOT } from "./mod.ts";
@@ -43,7 +43,7 @@ const fromSource = values.v8 === undefined ? {} : {
 await using d = await startDaemon(fromSource);
 console.log(
   values.v8 === undefined
-    ? "daemon: dist/pam_mapi_helper, DENO_V8_FLAGS=--max-semi-space-size=1"
+    ? "daemon: dist/pam_mapi_helper (the launcher's flags for serve)"
     : `daemon: src/main.ts, --v8-flags=${values.v8}`,
 );
 const args = [`socket=${sim.url}`];

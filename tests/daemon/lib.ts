@@ -62,18 +62,11 @@ export interface DaemonOptions {
   /** Command to run the helper under (e.g. ["setpriv", "--reuid", "nobody", ...]). */
   wrap?: string[];
   /**
-   * Environment besides PATH and DAEMON_ENV (the helper gets no other, as under systemd); an empty
-   * value removes a variable.
+   * Environment besides PATH (the helper gets no other, as under systemd; the built helper's
+   * launcher builds its own anyway); an empty value removes a variable.
    */
   env?: Record<string, string>;
 }
-
-/**
- * What the daemon is run with, as the README says to: a small young generation for V8 (1 MB
- * semi-spaces instead of up to 16 MB), which keeps its memory flat at a fraction of the default.
- * Deno takes these flags before the ones on the helper's #! line.
- */
-export const DAEMON_ENV = { DENO_V8_FLAGS: "--max-semi-space-size=1" };
 
 /** Runs `serve` and waits for its "started" line; throws with its log if it does not start. */
 export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
@@ -82,7 +75,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   const socket = opts.socket ?? `${dir}/helper.sock`;
   const argv = [opts.helper ?? HELPER, "serve", ...(opts.args ?? ["--socket", socket])];
   const [cmd, ...args] = [...(opts.wrap ?? []), ...argv];
-  const env = Object.entries({ PATH: "/usr/bin:/bin", ...DAEMON_ENV, ...opts.env })
+  const env = Object.entries({ PATH: "/usr/bin:/bin", ...opts.env })
     .filter(([, v]) => v !== "");
   const child = new Deno.Command(cmd, {
     args,
