@@ -6,7 +6,7 @@ import { DEFAULT_DAEMON_SOCKET, SERVICE_ACCOUNT } from "./trust.ts";
 export const HELP = `Usage:
   pam_mapi_helper check [--json] USER [MODULE-ARGS...]
   pam_mapi_helper --pam
-  pam_mapi_helper serve [--socket PATH]
+  pam_mapi_helper serve [--socket PATH] [--socket-mode MODE]
   pam_mapi_helper status [--socket PATH] [--json]
   pam_mapi_helper --help | --version
 
@@ -28,8 +28,9 @@ check USER [MODULE-ARGS...]
   Module mode: reads one JSON request on standard input and writes one JSON reply on standard
   output (docs/protocol.md, version 1); it never prompts. Not meant to be run by hand.
 
-serve [--socket PATH]
-  The resident helper: listens on a UNIX socket (default ${DEFAULT_DAEMON_SOCKET}, mode 0666)
+serve [--socket PATH] [--socket-mode 0600|0660|0666]
+  The resident helper: listens on a UNIX socket (default ${DEFAULT_DAEMON_SOCKET}, mode 0600:
+  root and ${SERVICE_ACCOUNT} may connect; 0660 adds its group, 0666 everyone)
   and answers each connection as --pam does, keeping connections to the Kopano servers open for
   the next login. pam_mapi.so uses it when it can trust it (daemon=); otherwise it starts a helper
   per login. Runs as root or ${SERVICE_ACCOUNT}, in a directory that only they can write; refuses to

@@ -6,7 +6,8 @@ import { runPam } from "./pam_mode.ts";
 import { VERSION } from "./version.ts";
 
 const USAGE = "Usage: pam_mapi_helper check [--json] USER [MODULE-ARGS...] | --pam |\n" +
-  "       serve [--socket PATH] | status [--socket PATH] [--json] | --help | --version\n";
+  "       serve [--socket PATH] [--socket-mode MODE] | status [--socket PATH] [--json] |\n" +
+  "       --help | --version\n";
 
 async function main(argv: string[]): Promise<number> {
   const out = (s: string, fd: typeof Deno.stdout | typeof Deno.stderr = Deno.stdout) =>

@@ -1,5 +1,5 @@
-// `pam_mapi_helper serve [--socket PATH]`: the resident helper (docs/protocol.md §7). It listens
-// on a UNIX socket and answers each connection as --pam answers its standard input, keeping
+// `pam_mapi_helper serve [--socket PATH] [--socket-mode MODE]`: the resident helper (docs/protocol.md
+// §7). It listens on a UNIX socket and answers each connection as --pam answers its standard input, keeping
 // connections to the Kopano servers alive in between. It has no configuration beyond its socket:
 // the module arguments come with every request. Loaded only for this command.
 import { CaCache } from "./ca_cache.ts";
@@ -22,29 +22,42 @@ import {
   checkSocketPath,
   DEFAULT_DAEMON_SOCKET,
   MAX_SOCKET_PATH,
+  octal,
   SERVICE_ACCOUNT,
   trustedUids,
 } from "./trust.ts";
 import { VERSION } from "./version.ts";
 
-const USAGE = "Usage: pam_mapi_helper serve [--socket PATH]\n";
+const USAGE = "Usage: pam_mapi_helper serve [--socket PATH] [--socket-mode 0600|0660|0666]\n";
+
+/**
+ * Who may connect. By default root (saslauthd) and the daemon's own account only: a socket anyone
+ * may use lets any local user keep the daemon busy and ask it to check passwords. 0660 adds the
+ * daemon's group (put a non-root PAM host's user in it), 0666 everyone. A PAM host that may not
+ * connect starts the helper process instead (protocol.md §7.2), as before the daemon.
+ */
+const SOCKET_MODES = new Map([["0600", 0o600], ["0660", 0o660], ["0666", 0o666]]);
 
 /** The daemon cannot start here; `message` says why and what to do. */
 class StartError extends Error {}
 
-function parseServeArgs(argv: string[]): string {
-  let socket: string | null = null;
+interface ServeArgs {
+  socket: string;
+  mode: number;
+}
+
+function parseServeArgs(argv: string[]): ServeArgs {
+  const given = new Map<string, string>();
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    let value: string | undefined;
-    if (a === "--socket") value = argv[++i];
-    else if (a.startsWith("--socket=")) value = a.slice("--socket=".length);
-    else throw new StartError(`unknown argument ${JSON.stringify(a)}\n${USAGE}`);
-    if (value === undefined) throw new StartError(`--socket needs a path\n${USAGE}`);
-    if (socket !== null) throw new StartError(`--socket given twice\n${USAGE}`);
-    socket = value;
+    const name = ["--socket", "--socket-mode"].find((n) => a === n || a.startsWith(`${n}=`));
+    if (!name) throw new StartError(`unknown argument ${JSON.stringify(a)}\n${USAGE}`);
+    const value = a === name ? argv[++i] : a.slice(name.length + 1);
+    if (value === undefined) throw new StartError(`${name} needs a value\n${USAGE}`);
+    if (given.has(name)) throw new StartError(`${name} given twice\n${USAGE}`);
+    given.set(name, value);
   }
-  socket ??= DEFAULT_DAEMON_SOCKET;
+  const socket = given.get("--socket") ?? DEFAULT_DAEMON_SOCKET;
   // deno-lint-ignore no-control-regex
   if (!socket.startsWith("/") || /[\x00-\x1f\x7f]/.test(socket)) {
     throw new StartError(`--socket ${JSON.stringify(socket)}: must be an absolute path`);
@@ -52,7 +65,16 @@ function parseServeArgs(argv: string[]): string {
   if (new TextEncoder().encode(socket).length > MAX_SOCKET_PATH) {
     throw new StartError(`--socket: longer than ${MAX_SOCKET_PATH} bytes`);
   }
-  return socket;
+  const modeText = given.get("--socket-mode") ?? "0600";
+  const mode = SOCKET_MODES.get(modeText);
+  if (mode === undefined) {
+    throw new StartError(
+      `--socket-mode ${JSON.stringify(modeText)}: one of ${
+        [...SOCKET_MODES.keys()].join(", ")
+      }\n${USAGE}`,
+    );
+  }
+  return { socket, mode };
 }
 
 /** Refuses a place the shim would not trust; removes a stale socket; never takes a live one. */
@@ -99,12 +121,10 @@ async function prepareSocketPath(path: string, trusted: Map<number, string>): Pr
   throw new StartError(`a daemon already answers on ${path}`);
 }
 
-function listen(path: string, trusted: Map<number, string>): Listening {
+function listen(path: string, mode: number, trusted: Map<number, string>): Listening {
   const listener = Deno.listen({ transport: "unix", path });
   try {
-    // Any PAM host may connect (saslauthd, sshd, ...): any local user can thus ask the daemon to
-    // check a password, as they can ask Kopano's own port; the daemon keeps no secrets.
-    Deno.chmodSync(path, 0o666);
+    Deno.chmodSync(path, mode); // who may connect: SOCKET_MODES
     const info = Deno.lstatSync(path);
     // Our uid, as the socket's owner says (Deno.uid() needs the sys permission, which we lack).
     const uid = info.uid!;
@@ -127,12 +147,13 @@ function listen(path: string, trusted: Map<number, string>): Listening {
 export async function runServe(argv: string[]): Promise<number> {
   const log = new DaemonLog();
   let path: string;
+  let mode: number;
   let listening: Listening;
   try {
-    path = parseServeArgs(argv);
+    ({ socket: path, mode } = parseServeArgs(argv));
     const trusted = trustedUids();
     await prepareSocketPath(path, trusted);
-    listening = listen(path, trusted);
+    listening = listen(path, mode, trusted);
   } catch (e) {
     if (
       !(e instanceof StartError || e instanceof Deno.errors.PermissionDenied ||
@@ -185,7 +206,8 @@ export async function runServe(argv: string[]): Promise<number> {
   // The launcher's code-cache warning matters once, at start (the cache is read only then).
   for (const note of launcherLog()) log.line(note.message);
   log.line(
-    `started: version ${VERSION}, pid ${Deno.pid}, uid ${listening.uid}, socket ${path}, ` +
+    `started: version ${VERSION}, pid ${Deno.pid}, uid ${listening.uid}, socket ${path} ` +
+      `(mode ${octal(mode)}), ` +
       `at most ${MAX_IN_PROGRESS} requests in progress, ${REQUEST_MS / 1000} s and ` +
       `${MAX_REQUEST} bytes per request`,
   );

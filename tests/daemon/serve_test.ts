@@ -12,16 +12,38 @@ async function refused(args: string[], wrap: string[] = []) {
   return { code: r.code, log: r.stderr, stdout: r.stdout };
 }
 
-Deno.test("serve: listens with mode 0666 in a trusted directory; logs one start line", async () => {
+Deno.test("serve: listens with mode 0600 in a trusted directory; logs one start line", async () => {
   await using d = await startDaemon();
   const info = await Deno.lstat(d.socket);
   assert.ok(info.isSocket);
-  assert.equal(info.mode! & 0o777, 0o666);
+  assert.equal(info.mode! & 0o777, 0o600);
   assert.equal(info.uid, 0);
   assert.match(
     d.log(),
-    /^pam_mapi_helper serve: started: version \d+\.\d+\.\d+, pid \d+, uid 0, socket \S+helper\.sock, at most 128 requests in progress, 2 s and 65536 bytes per request\n$/,
+    /^pam_mapi_helper serve: started: version \d+\.\d+\.\d+, pid \d+, uid 0, socket \S+helper\.sock \(mode 0600\), at most 128 requests in progress, 2 s and 65536 bytes per request\n$/,
   );
+});
+
+Deno.test("serve: --socket-mode lets the daemon's group or everyone connect, nothing else", async () => {
+  for (const [mode, bits] of [["0660", 0o660], ["0666", 0o666]] as const) {
+    const dir = await trustedDir();
+    await using d = await startDaemon({
+      dir,
+      args: ["--socket", `${dir}/helper.sock`, "--socket-mode", mode],
+    });
+    assert.equal((await Deno.lstat(d.socket)).mode! & 0o777, bits);
+    assert.match(d.log(), new RegExp(`\\(mode ${mode}\\)`));
+  }
+  const dir = await trustedDir();
+  try {
+    for (const bad of ["0777", "666", "0644", "", "rw"]) {
+      const r = await refused(["--socket", `${dir}/helper.sock`, "--socket-mode", bad]);
+      assert.equal(r.code, 3, bad);
+      assert.match(r.log, /--socket-mode "[^"]*": one of 0600, 0660, 0666/);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("serve: refuses bad usage, a missing or untrusted directory, a non-socket, a live daemon", async () => {

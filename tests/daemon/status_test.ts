@@ -23,7 +23,12 @@ const FORGED = JSON.stringify({
 
 Deno.test("status: a trusted daemon, step by step, with its counters; exit 0 (also as nobody)", async () => {
   await using sim = await startKopanoSim();
-  await using d = await startDaemon();
+  // Everyone may connect here, so that nobody can ask too (by default only root and the account).
+  const dir = await trustedDir();
+  await using d = await startDaemon({
+    dir,
+    args: ["--socket", `${dir}/helper.sock`, "--socket-mode", "0666"],
+  });
   const args = [`socket=${sim.urls.http[0]}`];
   await login(d.socket, { user: "alice", password: "secret", args });
   await login(d.socket, { user: "alice", password: "wrong", args });
@@ -80,6 +85,14 @@ Deno.test("status: a trusted daemon, step by step, with its counters; exit 0 (al
   // An ordinary user can check too: the proof needs no privilege.
   const asNobody = await statusJson(d.socket, AS_NOBODY);
   assert.equal(asNobody.verdict, "daemon");
+});
+
+Deno.test("status: where the socket's mode keeps a user out, that user's logins start the helper", async () => {
+  await using d = await startDaemon(); // mode 0600: root and the daemon's account only
+  const j = await statusJson(d.socket, AS_NOBODY);
+  assert.deepEqual([j.verdict, j.exit], ["helper", 2]);
+  assert.match(j.steps.at(-1).text, /^permission denied/);
+  assert.equal((await statusJson(d.socket)).verdict, "daemon", "root is let in");
 });
 
 Deno.test("status: no socket, a missing directory, a stale socket: exit 2 (the helper is started)", async () => {

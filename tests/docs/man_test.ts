@@ -165,10 +165,10 @@ Deno.test("man pages, --help and README: the resident helper's socket and limits
   const daemonArg = entries(section(Deno.readTextFileSync(PAGES[0]), "OPTIONS"))
     .find((e) => e.tag === "daemon=")!.body;
   assert.match(daemonArg, new RegExp(`\\.IR ${DEFAULT_DAEMON_SOCKET} \\)`));
-  assert.match(HELP, new RegExp(`default ${DEFAULT_DAEMON_SOCKET}, mode 0666`));
+  assert.match(HELP, new RegExp(`default ${DEFAULT_DAEMON_SOCKET}, mode 0600`));
   assert.match(HELP, new RegExp(`Handles ${MAX_IN_PROGRESS} logins at once`));
   const readme = read("README.md");
-  const block = readme.slice(readme.indexOf("## The resident helper"));
+  const block = readme.slice(readme.indexOf("\n## The resident helper"));
   const text = block.slice(0, block.indexOf("\n## ", 1)).replace(/\s+/g, " ");
   assert.match(text, new RegExp(`default \`${DEFAULT_DAEMON_SOCKET}\``));
   assert.match(text, new RegExp(`At most ${MAX_IN_PROGRESS} logins in progress`));
