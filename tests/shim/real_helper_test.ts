@@ -1,19 +1,26 @@
 // pam_mapi.so with the real helper (dist/pam_mapi_helper, built by `deno task build`) against the
 // Kopano-compatible server (tests/kopano_sim): the outcomes of SPEC 3 with their syslog lines, what
 // quiet and debug change, account after auth, threads and repeated runs; through the
-// pam_start_confdir driver (syslog from a private /dev/log) and pamtester under pam_wrapper.
+// pam_start_confdir driver (syslog from a private /dev/log) and pamtester under pam_wrapper. Each
+// test runs with the helper started per login (daemon=off) and through the real resident helper
+// (`pam_mapi_helper serve` on a socket of its own, daemon=SOCKET): the same outcomes and lines.
 import assert from "node:assert/strict";
+import { startDaemon } from "../daemon/lib.ts";
 import { startKopanoSim } from "../kopano_sim/mod.ts";
 import {
   builtHelperCopy,
-  line,
+  label,
+  line as moduleLine,
   LOG_DEBUG,
   LOG_ERR,
   LOG_INFO,
   LOG_NOTICE,
+  type Mode,
+  MODES,
   pamConf,
   pamtester,
   runDriver,
+  type Variant,
   VARIANTS,
 } from "./lib.ts";
 
@@ -37,21 +44,42 @@ async function withSim(fn: (url: string, openSessions: () => number) => Promise<
 }
 
 for (const v of VARIANTS) {
+  for (const mode of MODES) registerTests(v, mode);
+}
+
+function registerTests(v: Variant, mode: Mode) {
+  const name = label(v, mode);
+  // The daemon= argument of the test that is running: set by useMode() at its start.
+  let daemonArg = "daemon=off";
+  /** The module line, with this mode's daemon= on auth lines. */
+  const line = (type: "auth" | "account", args: string[], control?: string) =>
+    moduleLine(v, type, type === "auth" ? [...args, daemonArg] : args, control);
+  /** In daemon mode, starts the real resident helper (the built one) on a socket in dir. */
+  const useMode = async (helper: string, dir: string): Promise<AsyncDisposable> => {
+    if (mode === "fork") {
+      daemonArg = "daemon=off";
+      return { [Symbol.asyncDispose]: async () => {} };
+    }
+    const d = await startDaemon({ helper, dir, socket: `${dir}/d.sock` });
+    daemonArg = `daemon=${d.socket}`;
+    return d;
+  };
   const auth = async (helper: string, dir: string, args: string[], driverArgs: string[]) => {
     const conf = await pamConf(dir, {
-      mapi: [line(v, "auth", [`helper=${helper}`, ...args]), line(v, "account", [])],
+      mapi: [line("auth", [`helper=${helper}`, ...args]), line("account", [])],
       // IGNORE from pam_mapi lets the next module decide: here pam_permit, i.e. exactly the
       // fail-open combination the documentation warns about for ignore_authinfo_unavail.
       mapi_permit: [
-        line(v, "auth", [`helper=${helper}`, ...args], "[success=ok ignore=ignore default=die]"),
+        line("auth", [`helper=${helper}`, ...args], "[success=ok ignore=ignore default=die]"),
         "auth required pam_permit.so",
       ],
     });
     return await runDriver(v, [...driverArgs, conf, "mapi"]);
   };
 
-  Deno.test(`${v.name}: real helper: success, wrong password, feature, unavailable, arguments`, async () => {
+  Deno.test(`${name}: real helper: success, wrong password, feature, unavailable, arguments`, async () => {
     const { dir, helper } = await builtHelperCopy();
+    await using _mode = await useMode(helper, dir);
     await withSim(async (url, openSessions) => {
       const s = `socket=${url}`;
       // Success; account follows for the same user.
@@ -125,12 +153,11 @@ for (const v of VARIANTS) {
       const ign = [`socket=${UNREACHABLE}`, "ignore_authinfo_unavail"];
       const conf = await pamConf(dir, {
         ign: [
-          line(v, "auth", [`helper=${helper}`, ...ign], "[success=ok ignore=ignore default=die]"),
+          line("auth", [`helper=${helper}`, ...ign], "[success=ok ignore=ignore default=die]"),
           "auth required pam_permit.so",
         ],
         noign: [
           line(
-            v,
             "auth",
             [`helper=${helper}`, `socket=${UNREACHABLE}`],
             "[success=ok ignore=ignore default=die]",
@@ -175,8 +202,9 @@ for (const v of VARIANTS) {
     });
   });
 
-  Deno.test(`${v.name}: real helper: quiet drops only the refused-logon line; debug adds steps`, async () => {
+  Deno.test(`${name}: real helper: quiet drops only the refused-logon line; debug adds steps`, async () => {
     const { dir, helper } = await builtHelperCopy();
+    await using _mode = await useMode(helper, dir);
     await withSim(async (url) => {
       const s = `socket=${url}`;
       const outcome = async (args: string[], user: string, pw: string) =>
@@ -208,12 +236,23 @@ for (const v of VARIANTS) {
       assert.deepEqual(dbg.logs.filter((l) => l.priority !== LOG_DEBUG), plain.logs);
       const debugLines = dbg.logs.filter((l) => l.priority === LOG_DEBUG).map((l) => l.message);
       assert.equal(debugLines[0], "debug: asking for the password");
-      assert.match(debugLines[1], /^debug: starting helper .* for user=alice \(deadline 12 s\)$/);
+      if (mode === "fork") {
+        assert.match(debugLines[1], /^debug: starting helper .* for user=alice \(deadline 12 s\)$/);
+        assert.match(
+          debugLines.at(-1)!,
+          /^debug: helper pid \d+ exited with status 0 after \d+ ms; result=PAM_AUTH_ERR$/,
+        );
+      } else {
+        assert.match(
+          debugLines[1],
+          /^debug: asking the resident helper \S+ for user=alice \(deadline 12 s\)$/,
+        );
+        assert.match(
+          debugLines.at(-1)!,
+          /^debug: resident helper \S+ \(pid \d+\) answered after \d+ ms; result=PAM_AUTH_ERR$/,
+        );
+      }
       assert.ok(debugLines.some((m) => m.includes("logon refused by the server")));
-      assert.match(
-        debugLines.at(-1)!,
-        /^debug: helper pid \d+ exited with status 0 after \d+ ms; result=PAM_AUTH_ERR$/,
-      );
       const secretRun = await outcome(["debug"], "alice", "secret");
       for (const s of [...dbg.syslog, ...secretRun.syslog]) {
         assert.ok(!s.text.includes("secret") && !s.text.includes("wrong"), s.text);
@@ -224,11 +263,12 @@ for (const v of VARIANTS) {
     });
   });
 
-  Deno.test(`${v.name}: real helper: threads, repeated runs, hosts that reap children`, async () => {
+  Deno.test(`${name}: real helper: threads, repeated runs, hosts that reap children`, async () => {
     const { dir, helper } = await builtHelperCopy();
+    await using _mode = await useMode(helper, dir);
     await withSim(async (url, openSessions) => {
       const conf = await pamConf(dir, {
-        mapi: [line(v, "auth", [`helper=${helper}`, `socket=${url}`])],
+        mapi: [line("auth", [`helper=${helper}`, `socket=${url}`])],
       });
       // Eight threads at once; even threads know their password, odd ones do not.
       const t = await runDriver(v, [
@@ -278,11 +318,12 @@ for (const v of VARIANTS) {
     });
   });
 
-  Deno.test(`${v.name}: real helper through pamtester under pam_wrapper`, async () => {
+  Deno.test(`${name}: real helper through pamtester under pam_wrapper`, async () => {
     const { dir, helper } = await builtHelperCopy();
+    await using _mode = await useMode(helper, dir);
     await withSim(async (url) => {
       const conf = await pamConf(dir, {
-        smtp: [line(v, "auth", [`helper=${helper}`, `socket=${url}`]), line(v, "account", [])],
+        smtp: [line("auth", [`helper=${helper}`, `socket=${url}`]), line("account", [])],
       });
       let r = await pamtester(v, conf, [
         "-I",
