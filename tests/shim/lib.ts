@@ -367,3 +367,56 @@ export const LOG_WARNING = 4;
 export const LOG_NOTICE = 5;
 export const LOG_INFO = 6;
 export const LOG_DEBUG = 7;
+
+/**
+ * One authentication with the module's send() delayed 150 ms by strace, so that the peer (a helper
+ * that closed its stdin, a daemon that closed the connection) is gone when the request is sent:
+ * the send must fail with EPIPE and the host, which keeps SIGPIPE at its default action
+ * (terminate), must survive. Returns the driver's stdout for the caller's verdict.
+ */
+export async function authWithLateSend(v: Variant, conf: string): Promise<string> {
+  const trace = await Deno.makeTempFile({ prefix: "pam_mapi_strace_" });
+  try {
+    const r = await run("strace", [
+      "-o",
+      trace,
+      "-e",
+      "trace=sendto",
+      "-e",
+      "inject=sendto:delay_enter=150000",
+      v.driver,
+      "--password",
+      "pw-alice",
+      conf,
+      "mapi",
+    ], {
+      env: {
+        ...v.env,
+        // LeakSanitizer cannot work under ptrace; every other ASan run checks leaks.
+        ...(v.name === "asan" ? { ASAN_OPTIONS: "detect_leaks=0:abort_on_error=1" } : {}),
+      },
+    });
+    assertNoSanitizerReport(r.stderr);
+    assert.equal(r.code, 0, `the host died: ${r.code} ${r.stderr}`);
+    const st = await Deno.readTextFile(trace);
+    assert.match(st, /sendto\(\d+, "\{\\"v\\":1,.*MSG_NOSIGNAL.* = -1 EPIPE/);
+    assert.doesNotMatch(st, /SIGPIPE/);
+    return r.stdout;
+  } finally {
+    await Deno.remove(trace);
+  }
+}
+
+/** Checks the driver's --threads output: n lines per thread, even threads (right password)
+ * PAM_SUCCESS, odd ones PAM_AUTH_ERR, each thread with its own user. */
+export function assertThreadResults(stdout: string, threads: number, iterations: number): void {
+  const lines = stdout.split("\n").filter((l) => l.startsWith("thread="));
+  assert.equal(lines.length, threads * iterations);
+  for (const l of lines) {
+    const m = /^thread=(\d+) iteration=\d+ user=alice-t(\d+) auth=(\S+)$/.exec(l);
+    assert.ok(m, l);
+    assert.equal(m[1], m[2]);
+    // Even threads use the right password, odd threads a wrong one.
+    assert.equal(m[3], Number(m[1]) % 2 === 0 ? "PAM_SUCCESS" : "PAM_AUTH_ERR", l);
+  }
+}
