@@ -249,27 +249,11 @@ int path_check_file(const char *path, const struct path_owners *own, int flags, 
 	return done(&w, resolved);
 }
 
-int path_check_dir(const char *path, const struct path_owners *own, char **resolved, char *why,
-		   size_t whylen)
-{
-	struct walk w;
-	struct stat st;
-
-	*resolved = NULL;
-	if (resolve(path, own, &w, &st, why, whylen) < 0)
-		return -1;
-	if (!S_ISDIR(st.st_mode))
-		return refuse(&w, "%s is not a directory%s", w.cur, "");
-	if (!path_owner_ok(own, st.st_uid))
-		return refuse(&w, "directory %s is not owned by %s", w.cur,
-			      path_owners_text(own, w.owners, sizeof w.owners));
-	if (st.st_mode & (S_IWGRP | S_IWOTH))
-		return refuse(&w, "directory %s is writable by group or others%s", w.cur, "");
-	return done(&w, resolved);
-}
-
-int path_check_socket(const char *path, const struct path_owners *own, char **resolved, char *why,
-		      size_t whylen)
+/* A directory or a socket at path: its type and owner, and for a directory its mode (its entries
+ * are used, so no sticky exception); a socket's mode only says who may connect. -2 when a name on
+ * the path does not exist. */
+static int check_named(const char *path, const struct path_owners *own, mode_t type,
+		       const char *noun, char **resolved, char *why, size_t whylen)
 {
 	struct walk w;
 	struct stat st;
@@ -277,10 +261,27 @@ int path_check_socket(const char *path, const struct path_owners *own, char **re
 	*resolved = NULL;
 	if (resolve(path, own, &w, &st, why, whylen) < 0)
 		return w.missing ? -2 : -1;
-	if (!S_ISSOCK(st.st_mode))
-		return refuse(&w, "%s is not a socket%s", w.cur, "");
-	if (!path_owner_ok(own, st.st_uid))
-		return refuse(&w, "socket %s is not owned by %s", w.cur,
-			      path_owners_text(own, w.owners, sizeof w.owners));
+	if ((st.st_mode & S_IFMT) != type)
+		return refuse(&w, "%s is not a %s", w.cur, noun);
+	if (!path_owner_ok(own, st.st_uid)) {
+		char msg[PATH_MAX + 128];
+		snprintf(msg, sizeof msg, "%s %s is not owned by %s", noun, w.cur,
+			 path_owners_text(own, w.owners, sizeof w.owners));
+		return refuse(&w, "%s%s", msg, "");
+	}
+	if (type == S_IFDIR && (st.st_mode & (S_IWGRP | S_IWOTH)))
+		return refuse(&w, "directory %s is writable by group or others%s", w.cur, "");
 	return done(&w, resolved);
+}
+
+int path_check_dir(const char *path, const struct path_owners *own, char **resolved, char *why,
+		   size_t whylen)
+{
+	return check_named(path, own, S_IFDIR, "directory", resolved, why, whylen) < 0 ? -1 : 0;
+}
+
+int path_check_socket(const char *path, const struct path_owners *own, char **resolved, char *why,
+		      size_t whylen)
+{
+	return check_named(path, own, S_IFSOCK, "socket", resolved, why, whylen);
 }
