@@ -4,7 +4,13 @@
 // administrator's CA instead of adding it to a public set. The system bundle is swapped for a test
 // CA inside a private mount namespace (root only), so the machine's real bundle is never touched.
 import assert from "node:assert/strict";
-import { checkTlsTrust, compiledMetadata, isElf, launcherInfo } from "./lib/built_checks.ts";
+import {
+  checkCallerEnvIgnored,
+  checkTlsTrust,
+  compiledMetadata,
+  isElf,
+  launcherInfo,
+} from "./lib/built_checks.ts";
 import { ROOT } from "./lib/helper.ts";
 
 const HELPER = `${ROOT}/dist/pam_mapi_helper`;
@@ -28,5 +34,17 @@ Deno.test({
       });
     }
     await checkTlsTrust(HELPER);
+  },
+});
+
+Deno.test({
+  name:
+    "built helper (launcher): the caller's NODE_EXTRA_CA_CERTS, DENO_CERT, SSLKEYLOGFILE never reach Deno",
+  // A deno compile helper reads them (its runtime starts before any of our code): pam_mapi_helper(8)
+  // says to run `check` with env -i there. The module passes only PATH either way.
+  ignore: !isRoot,
+  async fn() {
+    if (!(await launcherInfo(HELPER))) return;
+    await checkCallerEnvIgnored(HELPER);
   },
 });

@@ -144,6 +144,42 @@ export async function checkTlsTrust(helper: string): Promise<void> {
   }
 }
 
+/**
+ * The bundle's launcher starts Deno with an environment of its own, so the variables Deno itself
+ * reads before any of the helper's code runs cannot reach it from the caller of `check`: an extra
+ * trusted CA (NODE_EXTRA_CA_CERTS, DENO_CERT) does not make a server with the wrong certificate
+ * pass, and no TLS key log (SSLKEYLOGFILE) is written.
+ */
+export async function checkCallerEnvIgnored(helper: string): Promise<void> {
+  const pki = await makeTestPki();
+  const sim = await startKopanoSim({
+    listen: [],
+    tls: { listen: "127.0.0.1:0", certFile: pki.certFile, keyFile: pki.keyFile },
+  });
+  const keylog = `${pki.dir}/keylog`;
+  try {
+    const url = sim.urls.https[0].replace("127.0.0.1", "localhost");
+    const r = await runHelper(["check", "alice", `socket=${url}`, `cafile=${pki.otherCaFile}`], {
+      helper,
+      stdin: "secret\n",
+      clearEnv: true,
+      env: {
+        PATH: "/usr/bin:/bin",
+        NODE_EXTRA_CA_CERTS: pki.caFile,
+        DENO_CERT: pki.caFile,
+        SSLKEYLOGFILE: keylog,
+      },
+    });
+    assert.equal(r.code, 2, r.stdout + r.stderr);
+    assert.match(r.stdout, /UnknownIssuer/);
+    await assert.rejects(Deno.stat(keylog), Deno.errors.NotFound, "no TLS key log written");
+    assert.equal(sim.openSessions(), 0);
+  } finally {
+    await sim.close();
+    await Deno.remove(pki.dir, { recursive: true });
+  }
+}
+
 /** True when `path` starts with the ELF magic (the launcher or a compiled helper). */
 export async function isElf(path: string): Promise<boolean> {
   const f = await Deno.open(path);
