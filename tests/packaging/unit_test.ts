@@ -10,6 +10,7 @@ import { run } from "../../scripts/lib/run.ts";
 import { login, procUsage, startDaemon, status } from "../daemon/lib.ts";
 import { type KopanoSim, startKopanoSim } from "../kopano_sim/mod.ts";
 import { makeTestPki, type TestPki } from "../lib/pki.ts";
+import { unitSettings } from "./unit_file.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 const UNIT = `${ROOT}/packaging/systemd/pam_mapi.service`;
@@ -45,12 +46,7 @@ function which(cmd: string): string | null {
 const analyze = which("systemd-analyze");
 const unitText = Deno.readTextFileSync(UNIT);
 
-/** The values of a [Service] setting, in order (a setting may be given more than once). */
-function settings(name: string): string[] {
-  return unitText.split("\n").filter((l) => l.startsWith(`${name}=`)).map((l) =>
-    l.slice(name.length + 1).trim()
-  );
-}
+const settings = (name: string) => unitSettings(unitText, name);
 
 /**
  * Runs `systemd-analyze verify` on `unit` in a temporary root that holds the system's units and,
