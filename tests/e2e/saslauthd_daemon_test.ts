@@ -31,8 +31,11 @@ import {
 } from "./lib.ts";
 
 Deno.test({
-  name: "saslauthd -a pam with the resident helper (daemon=): the same answers through it; " +
-    "stopped mid-run or killed, the module starts the helper and still decides right",
+  name: NOT_ROOT
+    ? "saslauthd -a pam with the resident helper: SKIPPED, needs root (mount and PID " +
+      "namespaces, the daemons)"
+    : "saslauthd -a pam with the resident helper (daemon=): the same answers through it; " +
+      "stopped mid-run or killed, the module starts the helper and still decides right",
   ignore: NOT_ROOT, // needs root: mount and PID namespaces, saslauthd
   async fn(t) {
     const mounts = await mountTable();
