@@ -28,12 +28,16 @@ Deno.test("serve: listens with mode 0600 in a trusted directory; logs one start 
 Deno.test("serve: --socket-mode lets the daemon's group or everyone connect, nothing else", async () => {
   for (const [mode, bits] of [["0660", 0o660], ["0666", 0o666]] as const) {
     const dir = await trustedDir();
-    await using d = await startDaemon({
-      dir,
-      args: ["--socket", `${dir}/helper.sock`, "--socket-mode", mode],
-    });
-    assert.equal((await Deno.lstat(d.socket)).mode! & 0o777, bits);
-    assert.match(d.log(), new RegExp(`\\(mode ${mode}\\)`));
+    try {
+      await using d = await startDaemon({
+        dir,
+        args: ["--socket", `${dir}/helper.sock`, "--socket-mode", mode],
+      });
+      assert.equal((await Deno.lstat(d.socket)).mode! & 0o777, bits);
+      assert.match(d.log(), new RegExp(`\\(mode ${mode}\\)`));
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
   }
   const dir = await trustedDir();
   try {
