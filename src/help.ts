@@ -36,7 +36,8 @@ serve [--socket PATH] [--socket-mode 0600|0660|0666]
   per login. Runs as root or ${SERVICE_ACCOUNT}, in a directory that only they can write; refuses to
   start otherwise, or when the socket path is in use. Handles ${MAX_IN_PROGRESS} logins at once;
   beyond that it answers PAM_AUTHINFO_UNAVAIL at once. Caches no password and no result. Logs to
-  standard error. Stops on SIGTERM or SIGINT once the logins in progress are answered.
+  standard error. On SIGTERM or SIGINT it removes its socket first (new logins start the helper),
+  answers the logins in progress and those waiting on the socket, and exits.
 
 status [--socket PATH] [--json]
   Whether pam_mapi.so would hand logins to the daemon on that socket: the trust check step by

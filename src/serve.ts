@@ -36,6 +36,12 @@ const USAGE = "Usage: pam_mapi_helper serve [--socket PATH] [--socket-mode 0600|
  * daemon's group (put a non-root PAM host's user in it), 0666 everyone. A PAM host that may not
  * connect starts the helper process instead (protocol.md §7.2), as before the daemon.
  */
+/**
+ * After the socket is removed at SIGTERM, no new connection can reach the listener; this long
+ * without one accepted shows that the queue is empty.
+ */
+const DRAIN_MS = 200;
+
 const SOCKET_MODES = new Map([["0600", 0o600], ["0660", 0o660], ["0666", 0o666]]);
 
 /** The daemon cannot start here; `message` says why and what to do. */
@@ -211,22 +217,20 @@ export async function runServe(argv: string[]): Promise<number> {
       `at most ${MAX_IN_PROGRESS} requests in progress, ${REQUEST_MS / 1000} s and ` +
       `${MAX_REQUEST} bytes per request`,
   );
-  const acceptLoop = (async () => {
+  // Accepts until the process exits, also while stopping (see below).
+  let lastAccept = 0;
+  (async () => {
     for (;;) {
       let conn: Deno.Conn;
       try {
         conn = await listening.listener.accept();
       } catch (e) {
-        if (stopping) return;
         // EMFILE and the like: log, breathe, go on (the listener itself is fine).
         log.limited("accept", `accept failed: ${(e as Error).name}`);
         await new Promise((r) => setTimeout(r, 100));
         continue;
       }
-      if (stopping) {
-        conn.close();
-        continue;
-      }
+      lastAccept = performance.now();
       const busy = stats.inProgress >= MAX_IN_PROGRESS;
       if (!busy) stats.inProgress++;
       const task = busy ? refuseBusy(conn, ctx) : serveConnection(conn, ctx).finally(() => {
@@ -239,12 +243,23 @@ export async function runServe(argv: string[]): Promise<number> {
 
   const sig = await stopped;
   stopping = true;
-  const ours = stillOurs(path, listening);
-  // Stop accepting. Deno removes the socket file with the listener, so close it only while the
-  // path is still ours; otherwise leave it (nobody can reach it by path any more).
-  if (ours) listening.listener.close();
+  // The socket goes first: from now on a login finds none, and the module starts the helper. The
+  // listener stays open until the connections already queued on it are accepted and answered:
+  // closing it would reset them, and the module never falls back once it has sent a request
+  // (protocol.md §7.2), so a restart would fail logins. It is never closed: Deno would remove
+  // whatever is at the path then, perhaps a new daemon's socket; the exit closes it.
+  if (stillOurs(path, listening)) {
+    try {
+      Deno.removeSync(path);
+    } catch {
+      // removed meanwhile
+    }
+  }
   log.line(`${sig}: stopped accepting; finishing ${tasks.size} requests in progress`);
-  if (ours) await acceptLoop;
+  const gone = performance.now();
+  while (performance.now() - Math.max(gone, lastAccept) < DRAIN_MS) {
+    await new Promise((r) => setTimeout(r, DRAIN_MS / 4));
+  }
   while (tasks.size > 0) await Promise.allSettled([...tasks]);
   pool.close();
   const l = stats.logins;

@@ -66,6 +66,11 @@ export interface DaemonOptions {
    * launcher builds its own anyway); an empty value removes a variable.
    */
   env?: Record<string, string>;
+  /**
+   * The daemon's pid, given the spawned process's, when `wrap` does not exec it (e.g. `unshare
+   * --fork`, which neither is the daemon nor passes signals on): stop() signals that process.
+   */
+  daemonPid?: (spawned: number) => number;
 }
 
 /** Runs `serve` and waits for its "started" line; throws with its log if it does not start. */
@@ -104,12 +109,13 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     await cleanup();
     throw new Error(`daemon did not start (exit ${await exited}):\n${log}`);
   }
+  const pid = opts.daemonPid?.(child.pid) ?? child.pid;
   let stopped: Promise<{ code: number; log: string; ms: number }> | null = null;
   const stop = (signal: Deno.Signal = "SIGTERM") => {
     stopped ??= (async () => {
       const t0 = performance.now();
       try {
-        child.kill(signal);
+        Deno.kill(pid, signal);
       } catch {
         // already gone
       }
@@ -123,7 +129,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   return {
     socket,
     dir,
-    pid: child.pid,
+    pid,
     log: () => log,
     stop,
     exited,
@@ -201,12 +207,13 @@ export async function status(socket: string): Promise<Record<string, unknown>> {
   return JSON.parse(r.text).status;
 }
 
-/** Resident memory (KiB) and open file descriptors of a process, from /proc. */
-export function procUsage(pid: number): { rssKb: number; fds: number } {
+/** Resident memory (KiB), open file descriptors and threads of a process, from /proc. */
+export function procUsage(pid: number): { rssKb: number; fds: number; threads: number } {
   const st = Deno.readTextFileSync(`/proc/${pid}/status`);
   const rssKb = Number(/^VmRSS:\s+(\d+) kB/m.exec(st)![1]);
+  const threads = Number(/^Threads:\s+(\d+)/m.exec(st)![1]);
   const fds = [...Deno.readDirSync(`/proc/${pid}/fd`)].length;
-  return { rssKb, fds };
+  return { rssKb, fds, threads };
 }
 
 export interface FakeDaemon extends AsyncDisposable {

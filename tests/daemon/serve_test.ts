@@ -3,6 +3,7 @@
 // it makes its socket connectable by anyone; it stops on SIGTERM or SIGINT after finishing the
 // requests in progress, removes its socket and exits 0; its log names no user.
 import assert from "node:assert/strict";
+import { pamRequest } from "../helper/lib/helper.ts";
 import { startKopanoSim } from "../kopano_sim/mod.ts";
 import { AS_NOBODY, ask, login, runHelper, startDaemon, trustedDir } from "./lib.ts";
 
@@ -27,12 +28,16 @@ Deno.test("serve: listens with mode 0600 in a trusted directory; logs one start 
 Deno.test("serve: --socket-mode lets the daemon's group or everyone connect, nothing else", async () => {
   for (const [mode, bits] of [["0660", 0o660], ["0666", 0o666]] as const) {
     const dir = await trustedDir();
-    await using d = await startDaemon({
-      dir,
-      args: ["--socket", `${dir}/helper.sock`, "--socket-mode", mode],
-    });
-    assert.equal((await Deno.lstat(d.socket)).mode! & 0o777, bits);
-    assert.match(d.log(), new RegExp(`\\(mode ${mode}\\)`));
+    try {
+      await using d = await startDaemon({
+        dir,
+        args: ["--socket", `${dir}/helper.sock`, "--socket-mode", mode],
+      });
+      assert.equal((await Deno.lstat(d.socket)).mode! & 0o777, bits);
+      assert.match(d.log(), new RegExp(`\\(mode ${mode}\\)`));
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
   }
   const dir = await trustedDir();
   try {
@@ -178,6 +183,44 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
     assert.equal(log.trim().split("\n").length, 3, "start, stop accepting, stopped");
   });
 }
+
+Deno.test("serve: SIGTERM amid a stream of logins: each is answered, or finds no socket; none reset", async () => {
+  // A connection queued but not yet accepted when a daemon closes its listener is reset, and the
+  // module does not fall back after sending (protocol.md §7.2): that login would fail. The daemon
+  // removes its socket first and answers what was queued. 32 clients, logging in until the socket
+  // is gone, around each of two SIGTERMs (a listener closed at once reset about 8 per stop).
+  await using sim = await startKopanoSim({ listen: ["127.0.0.1:0"] });
+  const args = [`socket=${sim.urls.http[0]}`];
+  for (let round = 0; round < 2; round++) {
+    const d = await startDaemon();
+    const ends: string[] = [];
+    let answered = 0;
+    const client = async () => {
+      for (;;) {
+        let r;
+        try {
+          r = await ask(d.socket, pamRequest({ user: "alice", password: "secret", args }));
+        } catch (e) {
+          ends.push((e as Error).name); // no socket to connect to: the module starts the helper
+          return;
+        }
+        if (r.end !== "eof" || !r.text.includes('"result":"PAM_SUCCESS"')) {
+          ends.push(`cut short: ${JSON.stringify(r)}`);
+          return;
+        }
+        answered++;
+      }
+    };
+    const clients = Array.from({ length: 32 }, client);
+    await new Promise((r) => setTimeout(r, 300));
+    const { code, log } = await d.stop("SIGTERM");
+    await Promise.all(clients);
+    assert.equal(code, 0, log);
+    assert.ok(answered > 0, "no login before the stop");
+    assert.deepEqual([...new Set(ends)], ["NotFound"]);
+    assert.match(log, new RegExp(`stopped: ${answered} logins \\(${answered} PAM_SUCCESS`));
+  }
+});
 
 Deno.test("serve: stops promptly when idle, and leaves its directory as it found it", async () => {
   const dir = await trustedDir();

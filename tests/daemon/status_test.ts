@@ -25,7 +25,8 @@ Deno.test("status: a trusted daemon, step by step, with its counters; exit 0 (al
   await using sim = await startKopanoSim();
   // Everyone may connect here, so that nobody can ask too (by default only root and the account).
   const dir = await trustedDir();
-  await using d = await startDaemon({
+  await using _dir = { [Symbol.asyncDispose]: () => Deno.remove(dir, { recursive: true }) };
+  await using d = await startDaemon({ // stopped before the directory goes
     dir,
     args: ["--socket", `${dir}/helper.sock`, "--socket-mode", "0666"],
   });

@@ -24,9 +24,10 @@ export function startSim(): Promise<KopanoSim> {
   return startKopanoSim({ listen: ["127.0.0.1:0"], users: USERS });
 }
 
-/** Kopano "goes down" (its listener closes: connection refused) or comes back. */
+/** Kopano "goes down" (its listener closes: connection refused; a connection the resident
+ * helper kept open gets no reply) or comes back. */
 export async function setServerDown(sim: KopanoSim, down: boolean): Promise<void> {
-  if (down) await sim.setFaults([{ kind: "refuse" }]);
+  if (down) await sim.setFaults([{ kind: "refuse" }, { kind: "drop" }]);
   else await sim.clearFaults();
 }
 
@@ -126,6 +127,117 @@ export async function startSaslauthd(
   };
 }
 
+/** `pam_mapi_helper serve` running in a sandbox (its private mounts and PID namespace). */
+export interface ResidentHelper {
+  socket: string;
+  /** Its pid inside the sandbox (what SO_PEERCRED, and so the module's debug line, names). */
+  pid: number;
+  /** What it wrote to standard error so far (its log). */
+  log(): Promise<string>;
+  /** Its login counters by result, from `pam_mapi_helper status --json` run in the sandbox, which
+   * must find the daemon trusted (exit 0). */
+  logins(): Promise<Record<string, number>>;
+  /** Sends the signal, waits until the process is gone, returns its log. */
+  stop(signal?: "TERM" | "KILL"): Promise<string>;
+}
+
+let residentHelpers = 0;
+
+/**
+ * Starts `argv` (`pam_mapi_helper serve ...`, perhaps behind setpriv) in the background in the
+ * sandbox, with umask `umask` and its log in a file, as a service manager would; waits for its
+ * "started:" line. `helper` and `socket` are for asking its status. Whatever happens, it dies with
+ * the sandbox (its PID namespace).
+ */
+export async function startResidentHelper(
+  sb: Sandbox,
+  argv: string[],
+  opts: { helper: string; socket: string; umask?: string },
+): Promise<ResidentHelper> {
+  const logFile = `${sb.dir}/serve-${++residentHelpers}.log`;
+  await Deno.writeTextFile(logFile, "");
+  await sb.start("sh", [
+    "-c",
+    'umask "$0"; log=$1; shift; "$@" >>"$log" 2>&1 </dev/null &',
+    opts.umask ?? "0022",
+    logFile,
+    ...argv,
+  ]);
+  const log = () => Deno.readTextFile(logFile);
+  let started: RegExpExecArray | null = null;
+  await waitFor(
+    async () => {
+      const text = await log();
+      if (/cannot start/.test(text)) throw new Error(`serve did not start: ${text}`);
+      started = /started: .*, pid (\d+),/.exec(text);
+      return started !== null;
+    },
+    `serve to start (log ${logFile})`,
+    30_000,
+  );
+  const pid = Number(started![1]);
+  return {
+    socket: opts.socket,
+    pid,
+    log,
+    async logins() {
+      const r = await sb.run(opts.helper, ["status", "--socket", opts.socket, "--json"]);
+      assert.equal(r.code, 0, `status: ${r.stdout}${r.stderr}`);
+      const report = JSON.parse(r.stdout);
+      assert.equal(report.daemon.pid, pid, r.stdout);
+      return report.daemon.logins;
+    },
+    async stop(signal = "TERM") {
+      await sb.run("kill", ["-s", signal, String(pid)]);
+      await waitFor(
+        async () => !(await sb.processes()).some((p) => p.nsPid === pid && p.state !== "Z"),
+        `serve (pid ${pid}) to stop`,
+      );
+      return await log();
+    },
+  };
+}
+
+/**
+ * Who decided a login, from pam_mapi's debug lines (`debug` on the pam.d line): "daemon pid N"
+ * when the resident helper at `socket` answered, "helper (WHY)" when the module found none there
+ * and started the helper, anything else as the lines themselves.
+ */
+export function decidedBy(lines: string[], socket: string): string {
+  const debug = lines.map((l) => l.replace(/^pam_mapi\([^)]*\): /, ""))
+    .filter((l) => l.startsWith("debug: ") && !/the password|account:|setcred:/.test(l));
+  const esc = socket.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const asked = new RegExp(
+    `^debug: asking the resident helper ${esc} for user=\\S+ \\(deadline \\d+ s\\)$`,
+  );
+  const answered = new RegExp(
+    `^debug: resident helper ${esc} \\(pid (\\d+)\\) answered after \\d+ ms; result=PAM_\\w+$`,
+  );
+  const none = new RegExp(`^debug: no resident helper at ${esc} \\((.*)\\); starting the helper$`);
+  const started = /^debug: starting helper \S+ for user=\S+ \(deadline \d+ s\)$/;
+  const exited = /^debug: helper pid \d+ exited with status 0 after \d+ ms; result=PAM_\w+$/;
+  if (debug.length === 2 && asked.test(debug[0]) && answered.test(debug[1])) {
+    return `daemon pid ${answered.exec(debug[1])![1]}`;
+  }
+  if (
+    debug.length === 4 && asked.test(debug[0]) && none.test(debug[1]) && started.test(debug[2]) &&
+    exited.test(debug[3])
+  ) {
+    return `helper (${none.exec(debug[1])![1]})`;
+  }
+  return JSON.stringify(debug);
+}
+
+/** The change of each login counter between two readings of ResidentHelper.logins(). */
+export function countersRose(
+  before: Record<string, number>,
+  after: Record<string, number>,
+): Record<string, number> {
+  return Object.fromEntries(
+    Object.keys(after).map((k) => [k, after[k] - (before[k] ?? 0)]).filter(([, n]) => n !== 0),
+  );
+}
+
 /** testsaslauthd's answer: saslauthd says only OK or NO (the reason is in syslog). */
 export async function testsaslauthd(
   mux: string,
@@ -142,6 +254,39 @@ export async function testsaslauthd(
   // It exits 0 for OK and 255 for NO.
   assert.equal(r.code, m[1] === "OK" ? 0 : 255, r.stdout);
   return { answer: m[1] as "OK" | "NO", out: r.stdout.trim() };
+}
+
+/** One testsaslauthd call in the sandbox: its answer, and the syslog lines (pam_mapi's apart)
+ * that arrived meanwhile. */
+export async function saslLogin(
+  sb: Sandbox,
+  mux: string,
+  service: string,
+  user: string,
+  password: string,
+  realm?: string,
+) {
+  const { value, lines } = await logged(
+    sb,
+    () => testsaslauthd(mux, service, user, password, realm),
+  );
+  return { answer: value.answer, out: value.out, lines, mapi: pamMapiLines(lines) };
+}
+
+/** Twelve logins to smtp at once through one saslauthd, every third with a wrong password: each
+ * gets its own right answer. */
+export async function twelveAtOnce(mux: string): Promise<void> {
+  const wrong = (i: number) => i % 3 === 2;
+  const answers = await Promise.all(
+    Array.from(
+      { length: 12 },
+      (_, i) => testsaslauthd(mux, "smtp", "alice", wrong(i) ? "wrong" : "secret"),
+    ),
+  );
+  assert.deepEqual(
+    answers.map((a) => a.answer),
+    Array.from({ length: 12 }, (_, i) => wrong(i) ? "NO" : "OK"),
+  );
 }
 
 /** Processes that must not outlive an authentication: the helper (deno for the bundled helper,

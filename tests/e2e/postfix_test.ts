@@ -1,6 +1,7 @@
 // SMTP AUTH end to end: a real Postfix smtpd on loopback ports, Cyrus SASL with
 // pwcheck_method saslauthd, real saslauthd -a pam, pam_mapi.so, the Kopano-compatible server, and
-// swaks as the mail client. Whatever goes wrong on the way must end in 535 and a refused relay.
+// swaks as the mail client, with the module starting the helper and, on one listener, asking the
+// resident helper (daemon=). Whatever goes wrong on the way must end in 535 and a refused relay.
 // Runs as root only (skipped otherwise); Postfix, saslauthd and their files live in a Sandbox
 // (scripts/lib/sandbox.ts) and are gone when the test ends.
 import assert from "node:assert/strict";
@@ -8,6 +9,7 @@ import { processesIn, Sandbox, type SyslogRecord } from "../../scripts/lib/sandb
 import { run } from "../../scripts/lib/run.ts";
 import {
   assertOnlySandboxLeft,
+  countersRose,
   installBuilt,
   LINE,
   logged,
@@ -17,6 +19,7 @@ import {
   type Saslauthd,
   setServerDown,
   showSyslog,
+  startResidentHelper,
   startSaslauthd,
   startSim,
   waitFor,
@@ -132,7 +135,10 @@ async function swaks(port: number, args: string[]): Promise<{ reply: string; tra
 const MECHS = ["PLAIN", "LOGIN"] as const;
 
 Deno.test({
-  name: "Postfix SMTP AUTH via saslauthd and pam_mapi: 235, 535, relay refused, Kopano down",
+  name: NOT_ROOT
+    ? "Postfix SMTP AUTH: SKIPPED, needs root (mount and PID namespaces, the daemons)"
+    : "Postfix SMTP AUTH via saslauthd and pam_mapi: 235, 535, relay refused, Kopano down; " +
+      "235 and 535 through the resident helper",
   ignore: NOT_ROOT, // needs root: mount and PID namespaces, Postfix, saslauthd
   async fn(t) {
     const mounts = await mountTable();
@@ -147,15 +153,29 @@ Deno.test({
         ["auth", "required", module, `helper=${helper}`, `socket=${url}`, ...args].join(" ");
       await sb.pamService("smtp", [auth(), `account required ${module}`]);
       await sb.pamService("smtp-imap", [auth("service=imap"), `account required ${module}`]);
+      // The resident helper on a socket pam_mapi.so trusts, for the smtp-daemon service.
+      const runDir = `${sb.dir}/run`;
+      await Deno.mkdir(runDir);
+      await Deno.chmod(runDir, 0o755);
+      const socket = `${runDir}/helper.sock`;
+      await sb.pamService("smtp-daemon", [
+        auth(`daemon=${socket}`),
+        `account required ${module}`,
+      ]);
+      const daemon = await startResidentHelper(sb, [helper, "serve", "--socket", socket], {
+        helper,
+        socket,
+      });
 
       const plain = await startSaslauthd(sb, "plain", ["-n", "2"]);
       const realm = await startSaslauthd(sb, "realm", ["-n", "2", "-r"]);
-      const [main, withRealm, imap] = freePorts(3);
+      const [main, withRealm, imap, viaDaemon] = freePorts(4);
       const postfix = await startPostfix(sb, [
         { port: main, saslauthd: plain },
         { port: withRealm, saslauthd: realm },
         // smtpd_sasl_service is the service name saslauthd hands to PAM: /etc/pam.d/smtp-imap.
         { port: imap, saslauthd: plain, options: ["-o", "smtpd_sasl_service=smtp-imap"] },
+        { port: viaDaemon, saslauthd: plain, options: ["-o", "smtpd_sasl_service=smtp-daemon"] },
       ]);
       try {
         /** AUTH with one mechanism, then QUIT: the reply and pam_mapi's line(s). */
@@ -200,6 +220,23 @@ Deno.test({
             smtpdSaid(r.lines, new RegExp(`SASL ${mech} authentication failed`));
           }
         });
+
+        await t.step(
+          "through the resident helper (daemon=): 235, and 535 for a wrong password",
+          async () => {
+            const before = await daemon.logins();
+            let r = await login(viaDaemon, "PLAIN", "alice", "secret");
+            assert.match(r.reply, /^235 2\.7\.0 Authentication successful/);
+            assert.deepEqual(r.mapi, [LINE.success("smtp-daemon", "alice", url)]);
+            r = await login(viaDaemon, "LOGIN", "alice", "wrong");
+            assert.match(r.reply, /^535 5\.7\.8 /);
+            assert.deepEqual(r.mapi, [LINE.refused("smtp-daemon", "alice", url)]);
+            assert.deepEqual(countersRose(before, await daemon.logins()), {
+              PAM_SUCCESS: 1,
+              PAM_AUTH_ERR: 1,
+            });
+          },
+        );
 
         await t.step(
           "service=imap: 535 for alice (imap disabled by default), 235 for bob",
@@ -308,6 +345,7 @@ Deno.test({
         await postfix.stop();
         await plain.stop();
         await realm.stop();
+        await daemon.stop();
       }
       await showSyslog(sb);
       await assertOnlySandboxLeft(sb);

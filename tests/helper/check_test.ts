@@ -161,9 +161,13 @@ Deno.test("check --help documents every module argument and the exit codes", asy
   }
 });
 
+const haveScript = await Deno.stat("/usr/bin/script").then(() => true, () => false);
+
 Deno.test({
-  name: "check on a terminal: no echo, backspace edits, the password reaches the server intact",
-  ignore: !(await Deno.stat("/usr/bin/script").then(() => true, () => false)),
+  name: haveScript
+    ? "check on a terminal: no echo, backspace edits, the password reaches the server intact"
+    : "check on a terminal: SKIPPED, needs script(1) (util-linux)",
+  ignore: !haveScript,
   fn: async () => {
     const server = await startFixtureServer({});
     try {

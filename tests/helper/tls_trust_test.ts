@@ -17,7 +17,9 @@ const HELPER = `${ROOT}/dist/pam_mapi_helper`;
 const isRoot = Deno.uid() === 0;
 
 Deno.test({
-  name: "built helper: https trusts cafile= only, or else the system bundle only",
+  name: isRoot
+    ? "built helper: https trusts cafile= only, or else the system bundle only"
+    : "built helper: https trust anchors: SKIPPED, needs root",
   ignore: !isRoot,
   async fn() {
     const launcher = await launcherInfo(HELPER);

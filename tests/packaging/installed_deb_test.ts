@@ -7,10 +7,14 @@
 // The package also creates the system account pam_mapi and enables pam_mapi.service (started only
 // where systemd runs, which it does not here); purge disables the unit and keeps the account, as
 // Debian keeps system accounts (this test removes it afterwards when it made it).
-// Runs when packaging/build-packages.sh (which .ci/run calls before the tests) has built the .deb.
+// The resident helper is run as its installed unit says (installed_daemon.ts).
+// Installs the .deb that packaging/build-packages.sh (which .ci/run calls before the tests) built;
+// where there is none, or it is older than the sources, builds it first (about a minute) when the
+// package tools are installed, and is skipped, saying why, when they are not.
 import assert from "node:assert/strict";
 import { run as runCommand } from "../../scripts/lib/run.ts";
 import { startKopanoSim } from "../kopano_sim/mod.ts";
+import { checkInstalledDaemon } from "./installed_daemon.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 const PACKAGES = `${ROOT}/dist/packages`;
@@ -23,6 +27,7 @@ const EXAMPLE = "/usr/share/doc/libpam-mapi/examples/pam.d/smtp";
 const UNIT = "/lib/systemd/system/pam_mapi.service";
 const WANTS = "/etc/systemd/system/multi-user.target.wants/pam_mapi.service";
 const ACCOUNT = "pam_mapi";
+const RUNTIME_DIR = "/run/pam_mapi";
 
 /** The passwd entry of `name` as its fields, or null. */
 async function account(name: string): Promise<string[] | null> {
@@ -54,7 +59,7 @@ function which(cmd: string): boolean {
 function run(
   cmd: string,
   args: string[],
-  opts: { stdin?: string; env?: Record<string, string> } = {},
+  opts: { stdin?: string; env?: Record<string, string>; cwd?: string } = {},
 ) {
   return runCommand(cmd, args, {
     ...opts,
@@ -84,25 +89,80 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-const deb = findDeb();
+/**
+ * The newest modification time of the files a package build copies (build-packages.sh: those git
+ * tracks or would track) and uses (not tests/), or null where git cannot tell.
+ */
+function newestSource(): number | null {
+  let out: Deno.CommandOutput;
+  try {
+    out = new Deno.Command("git", {
+      args: ["-C", ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+      stdout: "piped",
+      stderr: "null",
+    }).outputSync();
+  } catch {
+    return null; // no git
+  }
+  if (!out.success) return null;
+  let newest = 0;
+  const files = new TextDecoder().decode(out.stdout).split("\0");
+  for (const f of files.filter((f) => f && !f.startsWith("tests/"))) {
+    try {
+      newest = Math.max(newest, Deno.lstatSync(`${ROOT}/${f}`).mtime!.getTime());
+    } catch {
+      // deleted in the work tree: the build leaves it out too
+    }
+  }
+  return newest;
+}
+
+// The .deb to install: the one in dist/packages when it is newer than every source file (as after
+// .ci/run, which builds the packages just before the tests); otherwise this test builds it first,
+// where the package tools are installed, and says so in its name.
+const found = findDeb();
+const sources = newestSource();
+const stale = found !== null && sources !== null && Deno.statSync(found).mtime!.getTime() < sources;
+const canBuild = which("dpkg-buildpackage");
+const build = (found === null || stale) && canBuild
+  ? (found === null
+    ? "none in dist/packages"
+    : "the one in dist/packages is older than the sources")
+  : null;
 const missing = [
   Deno.uid() !== 0 && "root",
-  deb === null && "dist/packages/libpam-mapi_*.deb (run: sh packaging/build-packages.sh deb)",
+  found === null && !canBuild &&
+  "dpkg-buildpackage to build the .deb (sh scripts/setup-build.sh installs it), or one in " +
+    "dist/packages",
   !which("dpkg") && "dpkg",
   !which("pamtester") && "pamtester",
 ].filter(Boolean);
+const what =
+  "pamtester through the installed module, the pam_mapi account and unit, the resident " +
+  "helper run as the unit runs it and the fallback when it stops, dpkg --purge leaves nothing but " +
+  "the account";
 
 Deno.test({
   name: missing.length
     ? `installed package: SKIPPED, needs ${missing.join(", ")}`
-    : `installed package: dpkg -i ${deb!.slice(ROOT.length + 1)}, pamtester through the ` +
-      "installed module, the pam_mapi account and unit, dpkg --purge leaves nothing but the account",
+    : build
+    ? `installed package: builds the .deb first (${build}: sh packaging/build-packages.sh deb), ` +
+      `then dpkg -i, ${what}`
+    : `installed package: dpkg -i ${found!.slice(ROOT.length + 1)}` +
+      `${stale ? " (OLDER than the sources: no dpkg-buildpackage to rebuild it)" : ""}, ${what}`,
   ignore: missing.length > 0,
   sanitizeResources: false,
   async fn() {
+    if (build) {
+      const b = await run("sh", ["packaging/build-packages.sh", "deb"], { cwd: ROOT });
+      assert.equal(b.code, 0, `build-packages.sh deb failed:\n${b.stdout}${b.stderr}`);
+    }
+    const deb = findDeb();
+    assert.ok(deb, "no .deb in dist/packages");
     const before = await run("dpkg-query", ["-W", "-f=${Status}", PKG]);
     const accountBefore = await account(ACCOUNT);
     const systemdRuns = await exists("/run/systemd/system");
+    const runtimeBefore = await exists(RUNTIME_DIR);
     assert.ok(
       !before.stdout.includes("installed"),
       `${PKG} is already installed (${before.stdout}); this test installs and purges it itself: ` +
@@ -114,14 +174,14 @@ Deno.test({
     assert.ok(unix, "no pam_unix.so in dpkg -L libpam-modules");
     const moduleDir = unix.slice(0, -"/pam_unix.so".length);
     const pamdBefore = await pamdSnapshot();
-    const isBundle = (await run("dpkg-deb", ["-c", deb!])).stdout.includes(`.${RUNTIME}`);
+    const isBundle = (await run("dpkg-deb", ["-c", deb])).stdout.includes(`.${RUNTIME}`);
 
     const dir = await Deno.makeTempDir({ prefix: "pam_mapi_pkg_" });
     const sim = await startKopanoSim({ listen: ["127.0.0.1:0"] });
     let installed: string[] = [];
     const installedFiles: string[] = [];
     try {
-      const inst = await run("dpkg", ["-i", deb!]);
+      const inst = await run("dpkg", ["-i", deb]);
       assert.equal(inst.code, 0, inst.stdout + inst.stderr);
       installed = (await run("dpkg", ["-L", PKG])).stdout.split("\n").filter((l) =>
         l && l !== "/."
@@ -157,7 +217,7 @@ Deno.test({
       assert.match(shadow?.split(":")[1] ?? "", /^[!*]/, `${ACCOUNT} has a usable password`);
       if (!systemdRuns) {
         // Nothing was started, and the maintainer scripts did not fail for it.
-        assert.ok(!(await exists("/run/pam_mapi")), "/run/pam_mapi exists without systemd");
+        assert.ok(!(await exists(RUNTIME_DIR)), `${RUNTIME_DIR} exists without systemd`);
       }
       assert.deepEqual(await pamdSnapshot(), pamdBefore, "installing changed /etc/pam.d");
       assert.match(await Deno.readTextFile(EXAMPLE), /^auth\s+required\s+pam_mapi\.so /m);
@@ -226,7 +286,7 @@ Deno.test({
         await Deno.chmod(CACHE, 0o777);
         await Deno.writeTextFile(`${CACHE}/planted`, "");
         await Deno.chown(`${CACHE}/planted`, 65534, 65534);
-        const again = await run("dpkg", ["-i", deb!]);
+        const again = await run("dpkg", ["-i", deb]);
         assert.equal(again.code, 0, again.stdout + again.stderr);
         assert.deepEqual([...Deno.readDirSync(CACHE)], [], `${CACHE} not emptied on upgrade`);
         const fixed = await Deno.stat(CACHE);
@@ -237,6 +297,9 @@ Deno.test({
         assert.equal(check2.code, 0, check2.stdout + check2.stderr);
         assert.doesNotMatch(check2.stdout, /code cache/);
       }
+
+      // The resident helper as its unit runs it, and the module's fallback when it is gone.
+      await checkInstalledDaemon({ unit: UNIT, helper: HELPER, url });
 
       // Purge: no warning (a directory left behind would be one), nothing of the package left
       // but the account.
@@ -268,6 +331,8 @@ Deno.test({
         assert.ok(!(await exists(path)), `${path} left behind`);
       }
       assert.deepEqual(await pamdSnapshot(), pamdBefore, "the package changed /etc/pam.d");
+      // The daemon's run directory and socket were the sandbox's: the machine's are as before.
+      assert.equal(await exists(RUNTIME_DIR), runtimeBefore, `${RUNTIME_DIR} changed`);
       // A stack that still names the module now fails every login (README "Install", removal):
       // libpam cannot load it, and the right password is refused too.
       r = await pamtester(url, "secret");
