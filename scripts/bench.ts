@@ -1,62 +1,89 @@
-// deno task bench: pam_mapi.so against a pam_exec + curl baseline, through the real libpam and the
-// Kopano-compatible server on loopback (SPEC section 8). See scripts/bench/mod.ts for what is
-// measured and checked, and README.md "Performance" for the figures.
+// deno task bench: pam_mapi.so forking a helper per login and asking the resident helper, against
+// a pam_exec + curl baseline, through the real libpam and the Kopano-compatible server on loopback
+// (SPEC section 8). See scripts/bench/mod.ts for what is measured and checked, and README.md
+// "Performance" for the figures.
 //
 //   deno task bench [--rounds N] [--count N] [--duration MS] [--trounds N] [--clients 1,4,8]
+//                   [--flood N] [--flood-clients K]
 //
-// Prints a table (with a pam_mapi https:// row), the https:// figures against http:// and Deno's
-// first-TLS cost, then, last, the line
-//   bench: pam_mapi p50=…ms p95=…ms; baseline p50=…ms; ratio=…; throughput=… auth/s
-// (one-client latency over http:// without service=, throughput with 4 clients). Exits 1 when a
-// correctness check fails (no numbers then), 2 on bad usage.
+// Prints a table (https:// rows included), the targets, the https:// figures against http:// and
+// Deno's first-TLS cost, the flood of wrong passwords against the daemon, then, last, the line
+//   bench: pam_mapi p50=…ms p95=…ms; daemon p50=…ms p95=…ms; baseline p50=…ms; ratio=…;
+//   daemon_ratio=…; throughput=… auth/s; daemon_throughput=… auth/s
+// (one-client latency over http:// without service=; throughput with 4 clients for the fork path,
+// 8 for the daemon).
+// Exits 1 when a correctness check fails (no numbers then), 2 on bad usage.
 import { parseArgs } from "node:util";
 import { BenchError, DEFAULTS, runBench } from "./bench/mod.ts";
 
-function positive(name: string, v: string | undefined, fallback: number): number {
+function usageError(message: string): never {
+  console.error(`bench: ${message} (try --help)`);
+  Deno.exit(2);
+}
+
+function whole(name: string, v: string | undefined, fallback: number, min = 1): number {
   if (v === undefined) return fallback;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) {
-    console.error(`bench: --${name} needs a positive whole number`);
-    Deno.exit(2);
+  if (!/^\d+$/.test(v) || !Number.isSafeInteger(n) || n < min) {
+    usageError(`--${name} needs a whole number of at least ${min}`);
   }
   return n;
 }
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    rounds: { type: "string" },
-    count: { type: "string" },
-    duration: { type: "string" },
-    trounds: { type: "string" },
-    clients: { type: "string" },
-    help: { type: "boolean" },
-  },
-});
+const HELP = `Usage: deno task bench [options]
+
+Measures pam_mapi.so forking a helper per login (daemon=off), pam_mapi.so asking the resident
+helper (daemon=SOCKET), and a pam_exec + curl baseline through the real libpam, checks each first,
+then floods the daemon with wrong passwords. The last line sums it up.
+  --rounds N         latency rounds, rows alternating (default ${DEFAULTS.latencyRounds})
+  --count N          logins per row and round (default ${DEFAULTS.latencyCount})
+  --duration MS      milliseconds per throughput run (default ${DEFAULTS.throughputMs})
+  --trounds N        throughput rounds, median taken (default ${DEFAULTS.throughputRounds})
+  --clients LIST     concurrent clients for throughput (default ${DEFAULTS.clients.join(",")})
+  --flood N          wrong-password logins of the flood (default ${DEFAULTS.floodLogins})
+  --flood-clients K  clients of the flood, at most 64, dividing N (default ${DEFAULTS.floodClients})`;
+
+const { values } = (() => {
+  try {
+    return parseArgs({
+      args: Deno.args,
+      options: {
+        rounds: { type: "string" },
+        count: { type: "string" },
+        duration: { type: "string" },
+        trounds: { type: "string" },
+        clients: { type: "string" },
+        flood: { type: "string" },
+        "flood-clients": { type: "string" },
+        help: { type: "boolean" },
+      },
+    });
+  } catch (e) {
+    usageError((e as Error).message);
+  }
+})();
 if (values.help) {
-  console.log(
-    "Usage: deno task bench [--rounds N] [--count N] [--duration MS] [--trounds N] " +
-      "[--clients 1,4,8]\n" +
-      `  --rounds    latency rounds, contenders alternating (default ${DEFAULTS.latencyRounds})\n` +
-      `  --count     logins per contender and round (default ${DEFAULTS.latencyCount})\n` +
-      `  --duration  milliseconds per throughput run (default ${DEFAULTS.throughputMs})\n` +
-      `  --trounds   throughput rounds, median taken (default ${DEFAULTS.throughputRounds})\n` +
-      `  --clients   concurrent clients for throughput (default ${DEFAULTS.clients.join(",")})`,
-  );
+  console.log(HELP);
   Deno.exit(0);
 }
-const clients = values.clients === undefined
-  ? DEFAULTS.clients
-  : values.clients.split(",").map((s) => positive("clients", s, 0));
 
 try {
+  const floodLogins = whole("flood", values.flood, DEFAULTS.floodLogins);
+  const floodClients = whole("flood-clients", values["flood-clients"], DEFAULTS.floodClients);
+  if (floodClients > 64 || floodLogins % floodClients !== 0) {
+    usageError("--flood-clients must be at most 64 and divide --flood");
+  }
   await runBench({
     ...DEFAULTS,
-    latencyRounds: positive("rounds", values.rounds, DEFAULTS.latencyRounds),
-    latencyCount: positive("count", values.count, DEFAULTS.latencyCount),
-    throughputMs: positive("duration", values.duration, DEFAULTS.throughputMs),
-    throughputRounds: positive("trounds", values.trounds, DEFAULTS.throughputRounds),
-    clients,
+    latencyRounds: whole("rounds", values.rounds, DEFAULTS.latencyRounds),
+    latencyCount: whole("count", values.count, DEFAULTS.latencyCount),
+    throughputMs: whole("duration", values.duration, DEFAULTS.throughputMs),
+    throughputRounds: whole("trounds", values.trounds, DEFAULTS.throughputRounds),
+    clients: values.clients === undefined
+      ? DEFAULTS.clients
+      : values.clients.split(",").map((s) => whole("clients", s, 0)),
+    floodLogins,
+    floodClients,
   });
 } catch (e) {
   if (!(e instanceof BenchError)) throw e;
