@@ -5,16 +5,20 @@
 //
 //   deno task bench [--rounds N] [--count N] [--duration MS] [--trounds N] [--clients 1,4,8]
 //                   [--flood N] [--flood-clients K]
+//   deno task bench --daemon-memory N [--memory-warmup W]
 //
 // Prints a table (https:// rows included), the targets, the https:// figures against http:// and
 // Deno's first-TLS cost, the flood of wrong passwords against the daemon, then, last, the line
 //   bench: pam_mapi p50=…ms p95=…ms; daemon p50=…ms p95=…ms; baseline p50=…ms; ratio=…;
 //   daemon_ratio=…; throughput=… auth/s; daemon_throughput=… auth/s
 // (one-client latency over http:// without service=; throughput with 4 clients for the fork path,
-// 8 for the daemon).
+// 8 for the daemon). --daemon-memory measures the daemon's memory instead (scripts/bench/memory.ts).
 // Exits 1 when a correctness check fails (no numbers then), 2 on bad usage.
 import { parseArgs } from "node:util";
 import { BenchError, DEFAULTS, runBench } from "./bench/mod.ts";
+import { MEMORY_CLIENTS, runDaemonMemory } from "./bench/memory.ts";
+
+const MEMORY_WARMUP = 30_000;
 
 function usageError(message: string): never {
   console.error(`bench: ${message} (try --help)`);
@@ -31,6 +35,7 @@ function whole(name: string, v: string | undefined, fallback: number, min = 1): 
 }
 
 const HELP = `Usage: deno task bench [options]
+       deno task bench --daemon-memory N [--memory-warmup W]
 
 Measures pam_mapi.so forking a helper per login (daemon=off), pam_mapi.so asking the resident
 helper (daemon=SOCKET), and a pam_exec + curl baseline through the real libpam, checks each first,
@@ -41,7 +46,11 @@ then floods the daemon with wrong passwords. The last line sums it up.
   --trounds N        throughput rounds, median taken (default ${DEFAULTS.throughputRounds})
   --clients LIST     concurrent clients for throughput (default ${DEFAULTS.clients.join(",")})
   --flood N          wrong-password logins of the flood (default ${DEFAULTS.floodLogins})
-  --flood-clients K  clients of the flood, at most 64, dividing N (default ${DEFAULTS.floodClients})`;
+  --flood-clients K  clients of the flood, at most 64, dividing N (default ${DEFAULTS.floodClients})
+Instead of all that, the daemon's memory through the real libpam (${MEMORY_CLIENTS} clients):
+  --daemon-memory N  RSS and descriptors before and after N logins from a fresh start, and
+                     after W warm-up logins (N, W multiples of ${MEMORY_CLIENTS})
+  --memory-warmup W  (default ${MEMORY_WARMUP})`;
 
 const { values } = (() => {
   try {
@@ -55,6 +64,8 @@ const { values } = (() => {
         clients: { type: "string" },
         flood: { type: "string" },
         "flood-clients": { type: "string" },
+        "daemon-memory": { type: "string" },
+        "memory-warmup": { type: "string" },
         help: { type: "boolean" },
       },
     });
@@ -68,23 +79,32 @@ if (values.help) {
 }
 
 try {
-  const floodLogins = whole("flood", values.flood, DEFAULTS.floodLogins);
-  const floodClients = whole("flood-clients", values["flood-clients"], DEFAULTS.floodClients);
-  if (floodClients > 64 || floodLogins % floodClients !== 0) {
-    usageError("--flood-clients must be at most 64 and divide --flood");
+  if (values["daemon-memory"] !== undefined) {
+    const logins = whole("daemon-memory", values["daemon-memory"], 0);
+    const warmup = whole("memory-warmup", values["memory-warmup"], MEMORY_WARMUP, 0);
+    if (logins % MEMORY_CLIENTS !== 0 || warmup % MEMORY_CLIENTS !== 0) {
+      usageError(`--daemon-memory and --memory-warmup must be multiples of ${MEMORY_CLIENTS}`);
+    }
+    await runDaemonMemory({ ...DEFAULTS, logins, warmup });
+  } else {
+    const floodLogins = whole("flood", values.flood, DEFAULTS.floodLogins);
+    const floodClients = whole("flood-clients", values["flood-clients"], DEFAULTS.floodClients);
+    if (floodClients > 64 || floodLogins % floodClients !== 0) {
+      usageError("--flood-clients must be at most 64 and divide --flood");
+    }
+    await runBench({
+      ...DEFAULTS,
+      latencyRounds: whole("rounds", values.rounds, DEFAULTS.latencyRounds),
+      latencyCount: whole("count", values.count, DEFAULTS.latencyCount),
+      throughputMs: whole("duration", values.duration, DEFAULTS.throughputMs),
+      throughputRounds: whole("trounds", values.trounds, DEFAULTS.throughputRounds),
+      clients: values.clients === undefined
+        ? DEFAULTS.clients
+        : values.clients.split(",").map((s) => whole("clients", s, 0)),
+      floodLogins,
+      floodClients,
+    });
   }
-  await runBench({
-    ...DEFAULTS,
-    latencyRounds: whole("rounds", values.rounds, DEFAULTS.latencyRounds),
-    latencyCount: whole("count", values.count, DEFAULTS.latencyCount),
-    throughputMs: whole("duration", values.duration, DEFAULTS.throughputMs),
-    throughputRounds: whole("trounds", values.trounds, DEFAULTS.throughputRounds),
-    clients: values.clients === undefined
-      ? DEFAULTS.clients
-      : values.clients.split(",").map((s) => whole("clients", s, 0)),
-    floodLogins,
-    floodClients,
-  });
 } catch (e) {
   if (!(e instanceof BenchError)) throw e;
   console.error(`bench: FAILED: ${e.message}`);

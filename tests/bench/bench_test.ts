@@ -3,8 +3,10 @@
 // targets, the flood and the closing line last; and its correctness checks do fail when a row
 // accepts a wrong password or refuses the right one, when the daemon rows' logins do not go
 // through the daemon, when the flood is not refused, or when an https:// row does not go over TLS.
+// The memory measurement (--daemon-memory) runs with a few hundred logins.
 import assert from "node:assert/strict";
 import { BenchError, DEFAULTS, runBench } from "../../scripts/bench/mod.ts";
+import { runDaemonMemory } from "../../scripts/bench/memory.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
 const TINY = {
@@ -101,10 +103,12 @@ Deno.test("bench: --help lists the options; bad usage exits 2", async () => {
       "clients",
       "flood",
       "flood-clients",
+      "daemon-memory",
+      "memory-warmup",
     ]
   ) assert.match(help.stdout, new RegExp(`^  --${o} `, "m"), o);
   for (
-    const args of [["--flood", "100", "--flood-clients", "32"], [
+    const args of [["--flood", "100", "--flood-clients", "32"], ["--daemon-memory", "12"], [
       "--rounds",
       "0",
     ], ["--nonsense"]]
@@ -185,4 +189,28 @@ Deno.test("bench: a baseline that accepts any password fails the bench", async (
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("bench: --daemon-memory reports the daemon's memory from a fresh start and after warm-up", async () => {
+  const printed: string[] = [];
+  const r = await runDaemonMemory({
+    ...DEFAULTS,
+    logins: 96,
+    warmup: 64,
+    print: (s) => printed.push(s),
+  });
+  const out = printed.join("\n");
+  assert.deepEqual([...r.usage.keys()], [0, 64, 96, 160], out);
+  assert.match(out, /^memory: fresh daemon: RSS \d+\.\d MB, \d+ descriptors/m);
+  assert.match(out, /^memory: after 64 logins \(64 http:\/\/ at \d+\/s\): RSS /m);
+  assert.match(out, /^memory: after 96 logins \(32 https:\/\/ at /m);
+  assert.match(out, /^memory: after 160 logins \(64 service=imap at /m);
+  assert.match(out, /^memory: from a fresh start, over 96 logins: RSS \d+\.\d -> \d+\.\d MB /m);
+  assert.match(out, /^memory: after 64 warm-up logins, over 96 more: RSS /m);
+  assert.match(
+    out,
+    /^targets \(memory, 96 logins\): RSS growth < 16 MB after warm-up (met|MISSED)/m,
+  );
+  // The daemon answered every one of them: it was running and used (checks.ts).
+  assert.ok(r.warm.to.rssKb > 0 && r.fresh.from.fds > 0, out);
 });
