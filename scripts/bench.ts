@@ -25,11 +25,18 @@ function usageError(message: string): never {
   Deno.exit(2);
 }
 
-function whole(name: string, v: string | undefined, fallback: number, min = 1): number {
+// pam_bench's limits: 64 clients, 20 000 logins per client, runs of at most 600 000 ms.
+function whole(
+  name: string,
+  v: string | undefined,
+  fallback: number,
+  min = 1,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
   if (v === undefined) return fallback;
   const n = Number(v);
-  if (!/^\d+$/.test(v) || !Number.isSafeInteger(n) || n < min) {
-    usageError(`--${name} needs a whole number of at least ${min}`);
+  if (!/^\d+$/.test(v) || !Number.isSafeInteger(n) || n < min || n > max) {
+    usageError(`--${name} needs a whole number from ${min} to ${max}`);
   }
   return n;
 }
@@ -46,7 +53,7 @@ then floods the daemon with wrong passwords. The last line sums it up.
   --trounds N        throughput rounds, median taken (default ${DEFAULTS.throughputRounds})
   --clients LIST     concurrent clients for throughput (default ${DEFAULTS.clients.join(",")})
   --flood N          wrong-password logins of the flood (default ${DEFAULTS.floodLogins})
-  --flood-clients K  clients of the flood, at most 64, dividing N (default ${DEFAULTS.floodClients})
+  --flood-clients K  clients of the flood, up to 64, dividing N (default ${DEFAULTS.floodClients})
 Instead of all that, the daemon's memory through the real libpam (${MEMORY_CLIENTS} clients):
   --daemon-memory N  RSS and descriptors before and after N logins from a fresh start, and
                      after W warm-up logins (N, W multiples of ${MEMORY_CLIENTS})
@@ -88,19 +95,25 @@ try {
     await runDaemonMemory({ ...DEFAULTS, logins, warmup });
   } else {
     const floodLogins = whole("flood", values.flood, DEFAULTS.floodLogins);
-    const floodClients = whole("flood-clients", values["flood-clients"], DEFAULTS.floodClients);
-    if (floodClients > 64 || floodLogins % floodClients !== 0) {
-      usageError("--flood-clients must be at most 64 and divide --flood");
+    const floodClients = whole(
+      "flood-clients",
+      values["flood-clients"],
+      DEFAULTS.floodClients,
+      1,
+      64,
+    );
+    if (floodLogins % floodClients !== 0 || floodLogins / floodClients > 20_000) {
+      usageError("--flood must be a multiple of --flood-clients, at most 20000 times it");
     }
     await runBench({
       ...DEFAULTS,
       latencyRounds: whole("rounds", values.rounds, DEFAULTS.latencyRounds),
-      latencyCount: whole("count", values.count, DEFAULTS.latencyCount),
-      throughputMs: whole("duration", values.duration, DEFAULTS.throughputMs),
+      latencyCount: whole("count", values.count, DEFAULTS.latencyCount, 1, 20_000),
+      throughputMs: whole("duration", values.duration, DEFAULTS.throughputMs, 1, 600_000),
       throughputRounds: whole("trounds", values.trounds, DEFAULTS.throughputRounds),
       clients: values.clients === undefined
         ? DEFAULTS.clients
-        : values.clients.split(",").map((s) => whole("clients", s, 0)),
+        : values.clients.split(",").map((s) => whole("clients", s, 0, 1, 64)),
       floodLogins,
       floodClients,
     });

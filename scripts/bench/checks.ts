@@ -61,7 +61,7 @@ export async function checkedRun(
   const via0 = ws.sim.transports();
   const counters0 = daemon ? await ws.daemon.counters() : null;
   const serverCpu0 = ws.sim.cpuMs();
-  const daemonCpu0 = ws.daemon.cpu.ms();
+  const daemonCpu0 = daemon ? ws.daemon.cpu.ms() : 0;
   const r = await ws.drive(c, e.user, e.password, [
     ...(warmup ? ["--warmup", String(warmup)] : []),
     ...args,

@@ -109,6 +109,9 @@ Deno.test("bench: --help lists the options; bad usage exits 2", async () => {
   ) assert.match(help.stdout, new RegExp(`^  --${o} `, "m"), o);
   for (
     const args of [["--flood", "100", "--flood-clients", "32"], ["--daemon-memory", "12"], [
+      "--clients",
+      "1,65",
+    ], [
       "--rounds",
       "0",
     ], ["--nonsense"]]
