@@ -1,7 +1,9 @@
-// Figures for the resident helper through a TypeScript client that speaks docs/protocol.md §7 as
-// the shim does (until `deno task bench` drives it through libpam): one client's latency, logins
-// per second with 8 clients, and the daemon's memory and descriptors before and after many logins,
-// against the Kopano-compatible server as a process of its own on 127.0.0.1.
+// The resident helper alone, through a TypeScript client that speaks docs/protocol.md §7 as the
+// shim does, without libpam or the module: one client's latency, logins per second with 8 clients,
+// and the daemon's memory and descriptors before and after many logins, against the
+// Kopano-compatible server as a process of its own on 127.0.0.1. For trying the daemon's V8 flags
+// (--v8); the figures through the real libpam are `deno task bench`'s (its daemon rows, the flood,
+// and --daemon-memory).
 //
 //   deno task build && deno run -A scripts/bench/daemon.ts [--count N] [--seconds S] [--memory N]
 //       [--clients N] [--v8=FLAGS]

@@ -1,12 +1,13 @@
 // The Kopano-compatible server for the bench, as a process of its own (`deno task kopano-sim`'s
 // program) so that it does not share an event loop with the bench. Its --verbose log (one line per
 // request) is read to count the SOAP calls each phase made, and over which transport.
+import { CpuMeter } from "./proc.ts";
 
 export interface SimProcess extends AsyncDisposable {
   url: string;
   /** The TLS listener's URL, when started with a certificate. */
   httpsUrl: string | null;
-  /** CPU time the server process has used so far, milliseconds (10 ms resolution). */
+  /** CPU time the server process has used so far, milliseconds (proc.ts CpuMeter). */
   cpuMs(): number;
   /** Requests per SOAP method ("logon", "getUser", "logoff", ...) since the start. */
   counts(): Map<string, number>;
@@ -100,15 +101,11 @@ export async function startSim(tls?: { certFile: string; keyFile: string }): Pro
     await child.status;
     await pump;
   };
-  const ticks = 100; // USER_HZ on Linux
+  const cpu = new CpuMeter(child.pid);
   return {
     url,
     httpsUrl,
-    cpuMs() {
-      const stat = Deno.readTextFileSync(`/proc/${child.pid}/stat`);
-      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      return ((Number(f[11]) + Number(f[12])) * 1000) / ticks; // utime, stime
-    },
+    cpuMs: () => cpu.ms(),
     counts: () => new Map(counts),
     transports: () => new Map(transports),
     async sync() {

@@ -1,9 +1,12 @@
 // deno task bench must not rot: its machinery runs here with tiny counts (a few logins, 100 ms
-// throughput runs), prints its table (https:// row included) and the closing line last, and its
-// correctness checks do fail when a contender accepts a wrong password or refuses the right one,
-// or when the https:// row does not go over TLS.
+// throughput runs, a flood of 64), prints its table (the daemon and https:// rows included), its
+// targets, the flood and the closing line last; and its correctness checks do fail when a row
+// accepts a wrong password or refuses the right one, when the daemon rows' logins do not go
+// through the daemon, when the flood is not refused, or when an https:// row does not go over TLS.
+// The memory measurement (--daemon-memory) runs with a few hundred logins.
 import assert from "node:assert/strict";
 import { BenchError, DEFAULTS, runBench } from "../../scripts/bench/mod.ts";
+import { runDaemonMemory } from "../../scripts/bench/memory.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
 const TINY = {
@@ -13,79 +16,159 @@ const TINY = {
   throughputMs: 100,
   throughputRounds: 1,
   tlsProbes: 1,
+  floodLogins: 64,
+  floodClients: 8,
 };
 const ROWS = [
   "pam_mapi",
+  "daemon",
   "baseline",
   "pam_mapi service=imap",
+  "daemon service=imap",
   "baseline service=imap",
   "pam_mapi https://",
+  "daemon https://",
 ];
-const FINAL =
-  /^bench: pam_mapi p50=\d+\.\dms p95=\d+\.\dms; baseline p50=\d+\.\dms; ratio=\d+\.\d\d; throughput=\d+\.\d auth\/s$/;
+const D = String.raw`\d+\.\d`;
+const FINAL = new RegExp(
+  String.raw`^bench: pam_mapi p50=(${D})ms p95=(${D})ms; daemon p50=(${D}\d)ms ` +
+    String.raw`p95=(${D}\d)ms; baseline p50=(${D})ms; ratio=(\d+\.\d\d); ` +
+    String.raw`daemon_ratio=(\d+\.\d\d\d); throughput=(${D}) auth/s; ` +
+    String.raw`daemon_throughput=(${D}) auth/s$`,
+);
+const dec = new TextDecoder();
 
-Deno.test("bench: the CLI prints the table and, last, the closing line", async () => {
+async function bench(args: string[]) {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      `${ROOT}/scripts/bench.ts`,
-      "--rounds",
-      "1",
-      "--count",
-      "2",
-      "--duration",
-      "100",
-      "--trounds",
-      "1",
-      "--clients",
-      "1,2",
-    ],
+    args: ["run", "-A", `${ROOT}/scripts/bench.ts`, ...args],
     cwd: ROOT,
     stdout: "piped",
     stderr: "piped",
   }).output();
-  const stdout = new TextDecoder().decode(out.stdout);
-  assert.equal(out.code, 0, stdout + new TextDecoder().decode(out.stderr));
-  const lines = stdout.trimEnd().split("\n");
-  assert.match(lines[lines.length - 1], FINAL);
-  assert.match(stdout, /^bench: checks passed/m);
-  for (const row of ROWS) assert.match(stdout, new RegExp(`^${row} +2 +\\d`, "m"), row);
-  // https:// against http:// in the same run, and Deno's first-TLS cost measured alongside.
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+Deno.test("bench: the CLI prints the table, the targets, the flood and, last, the closing line", async () => {
+  const out = await bench(
+    "--rounds 1 --count 2 --duration 100 --trounds 1 --clients 1,2 --flood 64 --flood-clients 8"
+      .split(" "),
+  );
+  assert.equal(out.code, 0, out.stdout + out.stderr);
+  const lines = out.stdout.trimEnd().split("\n");
+  const m = FINAL.exec(lines[lines.length - 1]);
+  assert.ok(m, lines[lines.length - 1]);
+  // The ratios are the p50s' ratios, as printed (within the printed figures' rounding).
+  const [p50, , d50, , b50, ratio, dRatio] = m.slice(1, 8).map(Number);
+  const near = (r: number, a: number, da: number, dr: number) =>
+    Math.abs(r - a / b50) <= (a / b50) * (da / a + 0.05 / b50) + dr;
+  assert.ok(near(ratio, p50, 0.05, 0.005), `ratio ${ratio} vs ${p50}/${b50}`);
+  assert.ok(near(dRatio, d50, 0.005, 0.0005), `daemon_ratio ${dRatio} vs ${d50}/${b50}`);
+  assert.match(out.stdout, /^bench: checks passed/m);
+  for (const row of ROWS) assert.match(out.stdout, new RegExp(`^${row} +2 +\\d`, "m"), row);
+  assert.match(out.stdout, /^bench: daemon: the same helper as `serve --socket \/\S+`, pid \d+/m);
   assert.match(
-    stdout,
+    out.stdout,
+    /^targets \(daemon\): p50 <= 0\.15 x baseline (met|MISSED) \(\d\.\d{3}\); 2 clients >= 6 x the fork path's 2 clients (met|MISSED) /m,
+  );
+  assert.match(
+    out.stdout,
+    /^targets \(daemon, absolute, .*\): p50 <= 2 ms (met|MISSED) \(\d+\.\d\d ms\); 2 clients >= 500 auth\/s (met|MISSED) /m,
+  );
+  // https:// against http:// in the same run, for both modes, and Deno's first-TLS cost.
+  assert.match(
+    out.stdout,
     /^https: pam_mapi https:\/\/ p50 \d+\.\d ms = http:\/\/ p50 \d+\.\d ms \+ .*; CPU per login /m,
   );
   assert.match(
-    stdout,
+    out.stdout,
     /^https: a fresh Deno process's first TLS connection \d+\.\d ms \(\d+\.\d ms CPU\), its second \d+\.\d ms; /m,
   );
-  assert.match(stdout, /^targets \(https\): p50 <= 1\.5 x http (met|MISSED); /m);
+  assert.match(out.stdout, /^targets \(https\): p50 <= 1\.5 x http (met|MISSED); /m);
+  assert.match(out.stdout, /^https: daemon https:\/\/ p50 \d+\.\d\d ms = http:\/\/ p50 /m);
+  assert.match(
+    out.stdout,
+    /^flood: 64 wrong-password logins from 8 clients at once through the daemon in .* every one PAM_AUTH_ERR after a refused logon, none busy; .* daemon RSS \d+\.\d MB -> \d+\.\d MB, descriptors \d+ -> \d+ /m,
+  );
 });
 
-Deno.test("bench: a wrong 'right' password fails the bench before any numbers", async () => {
+Deno.test("bench: --help lists the options; bad usage exits 2", async () => {
+  const help = await bench(["--help"]);
+  assert.equal(help.code, 0);
+  for (
+    const o of [
+      "rounds",
+      "count",
+      "duration",
+      "trounds",
+      "clients",
+      "flood",
+      "flood-clients",
+      "daemon-memory",
+      "memory-warmup",
+    ]
+  ) assert.match(help.stdout, new RegExp(`^  --${o} `, "m"), o);
+  for (
+    const args of [["--flood", "100", "--flood-clients", "32"], ["--daemon-memory", "12"], [
+      "--clients",
+      "1,65",
+    ], [
+      "--rounds",
+      "0",
+    ], ["--nonsense"]]
+  ) {
+    const r = await bench(args);
+    assert.equal(r.code, 2, `${args.join(" ")}: ${r.stdout}${r.stderr}`);
+    assert.match(r.stderr, /^bench: .*\(try --help\)$/m);
+  }
+});
+
+/** Runs the bench with tiny counts; it must fail with exactly `message`, before any numbers. */
+async function failsWith(overrides: Record<string, unknown>, message: RegExp) {
   const printed: string[] = [];
   await assert.rejects(
-    runBench({
-      ...DEFAULTS,
-      ...TINY,
-      passwords: { pam_mapi: "not-the-password" },
-      print: (s) => printed.push(s),
-    }),
+    runBench({ ...DEFAULTS, ...TINY, ...overrides, print: (s) => printed.push(s) }),
+    (e) => e instanceof BenchError && message.test(e.message) || assert.fail(String(e)),
+  );
+  assert.ok(!printed.some((l) => l.startsWith("bench: pam_mapi p50")), printed.join("\n"));
+  assert.ok(!printed.some((l) => l.startsWith("bench: checks passed")), printed.join("\n"));
+}
+
+Deno.test("bench: a wrong 'right' password fails the bench before any numbers", async () => {
+  await failsWith(
+    { passwords: { pam_mapi: "not-the-password" } },
+    /^pam_mapi: right password \(user alice\) gave PAM_AUTH_ERR×1, expected PAM_SUCCESS$/,
+  );
+  await failsWith(
+    { passwords: { daemon: "not-the-password" } },
+    /^daemon: right password \(user alice\) gave PAM_AUTH_ERR×1, expected PAM_SUCCESS$/,
+  );
+});
+
+Deno.test("bench: daemon rows whose logins do not go through the daemon fail the bench", async () => {
+  // The module finds no daemon, forks the helper, and decides every login right: only the
+  // daemon's counters and the fallback's tripwire tell.
+  await failsWith(
+    { unusedDaemon: true },
+    /^daemon: right password \(user alice\): the daemon counted none, expected PAM_SUCCESS×1; the module forked the helper 1 time\(s\)$/,
+  );
+});
+
+Deno.test("bench: a flood that is not refused fails the bench", async () => {
+  const printed: string[] = [];
+  await assert.rejects(
+    runBench({ ...DEFAULTS, ...TINY, floodPassword: "secret", print: (s) => printed.push(s) }),
     (e) =>
       e instanceof BenchError &&
-      /^pam_mapi: right password \(user alice\) gave PAM_AUTH_ERR×1, expected PAM_SUCCESS$/
+      /^daemon: flood of 64 wrong passwords from 8 clients gave PAM_SUCCESS×64, expected PAM_AUTH_ERR$/
         .test(e.message),
   );
   assert.ok(!printed.some((l) => l.startsWith("bench: pam_mapi p50")), printed.join("\n"));
 });
 
 Deno.test("bench: an https:// row that does not go over TLS fails the bench", async () => {
-  await assert.rejects(
-    runBench({ ...DEFAULTS, ...TINY, tlsListener: "plain", print: () => {} }),
-    (e) =>
-      e instanceof BenchError &&
-      /^pam_mapi https:\/\/: requests came over tcp×2, not tls only$/.test(e.message),
+  await failsWith(
+    { tlsListener: "plain" },
+    /^pam_mapi https:\/\/: requests came over tcp×2, not tls only$/,
   );
 });
 
@@ -96,22 +179,41 @@ Deno.test("bench: a baseline that accepts any password fails the bench", async (
     const yes = `${dir}/accept_all.sh`;
     await Deno.writeTextFile(yes, `#!/bin/sh\nsh ${DEFAULTS.baselineScript} "$@"\nexit 0\n`);
     await Deno.chmod(yes, 0o755);
-    await assert.rejects(
-      runBench({ ...DEFAULTS, ...TINY, baselineScript: yes, print: () => {} }),
-      (e) =>
-        e instanceof BenchError &&
-        /^baseline: wrong password \(user alice\) gave PAM_SUCCESS×1, expected a refusal$/
-          .test(e.message),
+    await failsWith(
+      { baselineScript: yes },
+      /^baseline: wrong password \(user alice\) gave PAM_SUCCESS×1, expected a refusal$/,
     );
     // Doing no SOAP calls at all is caught as well.
     await Deno.writeTextFile(yes, "#!/bin/sh\nexit 0\n");
-    await assert.rejects(
-      runBench({ ...DEFAULTS, ...TINY, baselineScript: yes, print: () => {} }),
-      (e) =>
-        e instanceof BenchError &&
-        /^baseline: right password made the calls none, expected logon logoff$/.test(e.message),
+    await failsWith(
+      { baselineScript: yes },
+      /^baseline: right password \(user alice\): 1 login\(s\) made the calls none, expected logon×1 logoff×1$/,
     );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("bench: --daemon-memory reports the daemon's memory from a fresh start and after warm-up", async () => {
+  const printed: string[] = [];
+  const r = await runDaemonMemory({
+    ...DEFAULTS,
+    logins: 96,
+    warmup: 64,
+    print: (s) => printed.push(s),
+  });
+  const out = printed.join("\n");
+  assert.deepEqual([...r.usage.keys()], [0, 64, 96, 160], out);
+  assert.match(out, /^memory: fresh daemon: RSS \d+\.\d MB, \d+ descriptors/m);
+  assert.match(out, /^memory: after 64 logins \(64 http:\/\/ at \d+\/s\): RSS /m);
+  assert.match(out, /^memory: after 96 logins \(32 https:\/\/ at /m);
+  assert.match(out, /^memory: after 160 logins \(64 service=imap at /m);
+  assert.match(out, /^memory: from a fresh start, over 96 logins: RSS \d+\.\d -> \d+\.\d MB /m);
+  assert.match(out, /^memory: after 64 warm-up logins, over 96 more: RSS /m);
+  assert.match(
+    out,
+    /^targets \(memory, 96 logins\): RSS growth < 16 MB after warm-up (met|MISSED)/m,
+  );
+  // The daemon answered every one of them: it was running and used (checks.ts).
+  assert.ok(r.warm.to.rssKb > 0 && r.fresh.from.fds > 0, out);
 });
