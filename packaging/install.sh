@@ -4,6 +4,7 @@
 #   LIBEXECDIR/pam_mapi_helper               the helper: a deno compile executable, or the launcher
 #                                            of the bundle (shim/launcher.c)
 #   SHAREDIR/pam_mapi_helper.js              the bundle (0644), only with the launcher
+#   SHAREDIR/pam_mapi_helper_pam.js          the bundle the launcher runs for --pam, same condition
 #   LIBEXECDIR/deno                          the Deno runtime, same condition
 #   CACHEDIR                                 Deno's code cache (written by root), same condition
 #   MANDIR/man8/pam_mapi.8, pam_mapi_helper.8
@@ -57,9 +58,10 @@ if [ -f dist/pam_mapi_helper.js ]; then
   info=$("$helper" --launcher-info) || die "$helper is not the bundle's launcher"
   want="deno=$LIBEXECDIR/deno
 bundle=$SHAREDIR/pam_mapi_helper.js
+pam_bundle=$SHAREDIR/pam_mapi_helper_pam.js
 cache=$CACHEDIR"
-  if [ "$(printf '%s\n' "$info" | head -n 3)" != "$want" ]; then
-    die "$helper is built for other locations ($(printf '%s\n' "$info" | head -n 3 | tr '\n' ' '));" \
+  if [ "$(printf '%s\n' "$info" | head -n 4)" != "$want" ]; then
+    die "$helper is built for other locations ($(printf '%s\n' "$info" | head -n 4 | tr '\n' ' '));" \
       "build it with PAM_MAPI_DENO=$LIBEXECDIR/deno PAM_MAPI_BUNDLE=$SHAREDIR/pam_mapi_helper.js" \
       "PAM_MAPI_CACHE_DIR=$CACHEDIR deno task build"
   fi
@@ -76,6 +78,7 @@ cache=$CACHEDIR"
     fi
   fi
   is_elf "$DENO_BIN" || die "$DENO_BIN is not the native deno binary; set DENO_BIN to it"
+  [ -f dist/pam_mapi_helper_pam.js ] || die "no dist/pam_mapi_helper_pam.js: run 'deno task build'"
   # The runtime must run this bundle.
   "$DENO_BIN" run --no-config --no-lock --no-prompt dist/pam_mapi_helper.js --version >/dev/null ||
     die "$DENO_BIN cannot run dist/pam_mapi_helper.js"
@@ -98,6 +101,7 @@ install -m 0644 man/pam_mapi.8 man/pam_mapi_helper.8 "$DESTDIR$MANDIR/man8/"
 if $bundle; then
   install -d "$DESTDIR$SHAREDIR"
   install -m 0644 dist/pam_mapi_helper.js "$DESTDIR$SHAREDIR/pam_mapi_helper.js"
+  install -m 0644 dist/pam_mapi_helper_pam.js "$DESTDIR$SHAREDIR/pam_mapi_helper_pam.js"
   install -m 0755 "$DENO_BIN" "$DESTDIR$LIBEXECDIR/deno"
   install -d -m 0755 "$DESTDIR$CACHEDIR"
   if [ -n "$LICENSEDIR" ]; then

@@ -12,7 +12,8 @@
 //                           (default: <repo>/dist/cache; packages use /var/cache/pam_mapi)
 //   PAM_MAPI_DENO           deno executable the launcher starts (default: this deno)
 //   PAM_MAPI_BUNDLE         where the launcher finds the bundle (default: dist/pam_mapi_helper.js;
-//                           packages use /usr/share/pam_mapi/pam_mapi_helper.js)
+//                           packages use /usr/share/pam_mapi/pam_mapi_helper.js); the bundle of
+//                           --pam alone is next to it, with _pam before .js
 //   PAM_MAPI_HELPER_PATH    helper path compiled into the shim (default: the packaged location)
 import { buildHelper } from "./lib/helper_build.ts";
 import { buildShim } from "./lib/shim_build.ts";

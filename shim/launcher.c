@@ -1,4 +1,5 @@
-/* pam_mapi_helper when the helper is the bundled JavaScript: starts Deno on the bundle, and decides
+/* pam_mapi_helper when the helper is the bundled JavaScript: starts Deno on the bundle (for exactly
+ * `--pam`, the module's request on every forked login, on a bundle of that code alone), and decides
  * first whether Deno may use its code cache. Deno loads compiled V8 code from the cache directory
  * (DENO_DIR/v8_code_cache_v2) before any of the helper's code runs, and runs it as root: whoever
  * can write that directory or a file in it can make a wrong password pass. So, in this order:
@@ -27,7 +28,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "launcher_paths.h"   /* PAM_MAPI_DENO, PAM_MAPI_BUNDLE, PAM_MAPI_CACHE_DIR (build time) */
+#include "launcher_paths.h"   /* PAM_MAPI_DENO, PAM_MAPI_BUNDLE, PAM_MAPI_PAM_BUNDLE, PAM_MAPI_CACHE_DIR */
 #include "path_check.h"
 
 #define CACHE_MAX_ENTRIES 256
@@ -187,15 +188,15 @@ int main(int argc, char **argv)
 	char why[1024], *deno, *bundle, *cache, **args, **env;
 	struct stat devnull;
 	size_t n = 0;
-	bool serve;
+	bool serve, pam;
 
 	umask(077);
 	if (setrlimit(RLIMIT_CORE, &no_core) != 0)
 		die("setrlimit", strerror(errno));
 	if (argc == 2 && strcmp(argv[1], "--launcher-info") == 0) {
 		/* What this launcher was built with (packaging/install.sh and the tests read it). */
-		printf("deno=%s\nbundle=%s\ncache=%s\nenv=", PAM_MAPI_DENO, PAM_MAPI_BUNDLE,
-		       PAM_MAPI_CACHE_DIR);
+		printf("deno=%s\nbundle=%s\npam_bundle=%s\ncache=%s\nenv=", PAM_MAPI_DENO,
+		       PAM_MAPI_BUNDLE, PAM_MAPI_PAM_BUNDLE, PAM_MAPI_CACHE_DIR);
 		for (size_t i = 0; i < nenv; i++)
 			printf("%s%s", i ? " " : "", fixed_env[i]);
 		printf("\nflags=");
@@ -206,8 +207,12 @@ int main(int argc, char **argv)
 	}
 	if (path_check_file(PAM_MAPI_DENO, &own, PATH_CHECK_EXEC, &deno, why, sizeof why) < 0)
 		die("the Deno runtime " PAM_MAPI_DENO " is refused", why);
-	if (path_check_file(PAM_MAPI_BUNDLE, &own, 0, &bundle, why, sizeof why) < 0)
-		die("the bundle " PAM_MAPI_BUNDLE " is refused", why);
+	/* The module's request gets the bundle of its code alone (src/pam_main.ts): less to load. */
+	pam = argc == 2 && strcmp(argv[1], "--pam") == 0;
+	if (path_check_file(pam ? PAM_MAPI_PAM_BUNDLE : PAM_MAPI_BUNDLE, &own, 0, &bundle, why,
+			    sizeof why) < 0)
+		die(pam ? "the bundle " PAM_MAPI_PAM_BUNDLE " is refused" :
+			  "the bundle " PAM_MAPI_BUNDLE " is refused", why);
 
 	args = calloc(nflags + (size_t)argc + 4, sizeof *args);
 	env = calloc(nenv + 2, sizeof *env);

@@ -19,14 +19,15 @@ import { parseArgs } from "node:util";
 import { median } from "./stats.ts";
 import { startSim } from "./sim.ts";
 import { ROOT } from "./mod.ts";
-import { buildLauncher, launcherInfo } from "../lib/helper_build.ts";
+import { buildLauncher, launcherInfo, pamBundlePath } from "../lib/helper_build.ts";
 
 const { values } = parseArgs({ args: Deno.args, options: { runs: { type: "string" } } });
 const RUNS = Number(values.runs ?? 40);
 
 const info = await launcherInfo(`${ROOT}/dist/pam_mapi_helper`);
 if (!info) throw new Error("dist/pam_mapi_helper is not the bundle's launcher");
-const body = await Deno.readTextFile(info.bundle);
+// The bundle the launcher runs for --pam.
+const body = await Deno.readTextFile(info.pam_bundle);
 const FLAGS = info.flags.split(" ");
 const ENV = Object.fromEntries(
   info.env.split(" ").map((kv) => {
@@ -40,7 +41,8 @@ const PROBE = "const __s = performance.now(); globalThis.addEventListener('unloa
 
 const dir = await Deno.makeTempDir({ prefix: "pam_mapi_startup_" });
 await Deno.chmod(dir, 0o755);
-const bundle = `${dir}/pam_mapi_helper.js`;
+const launcherBundle = `${dir}/pam_mapi_helper.js`; // what a launcher is built with
+const bundle = pamBundlePath(launcherBundle); // what it runs for --pam
 await Deno.writeTextFile(bundle, `${PROBE}\n${body}`);
 await using sim = await startSim();
 const b64 = (s: string) => btoa(s);
@@ -72,7 +74,7 @@ async function launcher(name: string, mode?: number): Promise<Variant> {
     await Deno.chmod(cache, mode);
   }
   const path = `${dir}/h${n}`;
-  await buildLauncher(ROOT, path, { deno: info!.deno, bundle, cache });
+  await buildLauncher(ROOT, path, { deno: info!.deno, bundle: launcherBundle, cache });
   const trusted = mode === undefined || (mode & 0o022) === 0;
   return {
     name,
@@ -144,7 +146,9 @@ await sim.close();
 
 const width = Math.max(...variants.map((v) => v.name.length));
 console.log(`medians of ${RUNS} runs each (ms), variants alternating; as built:`);
-console.log(`  ${info.deno} ${info.flags} ${info.bundle} (${info.env}, DENO_DIR=${info.cache})`);
+console.log(
+  `  ${info.deno} ${info.flags} ${info.pam_bundle} (${info.env}, DENO_DIR=${info.cache})`,
+);
 console.log(
   "".padEnd(width) + ["runtime", "module", "helper", "exit", "total"].map((h) => h.padStart(9))
     .join(""),

@@ -2,7 +2,7 @@
 // root-owned directory, pam_bench built there, the Kopano-compatible server (with a TLS listener
 // and a throw-away CA), the resident helper started from the copy (resident.ts), and one pam.d
 // file per row.
-import { buildLauncher, launcherInfo } from "../lib/helper_build.ts";
+import { buildLauncher, launcherInfo, pamBundlePath } from "../lib/helper_build.ts";
 import { makeTestPki, type TestPki } from "../../tests/lib/pki.ts";
 import { BenchError, buildDriver, drive, type DriverRun, ROOT } from "./driver.ts";
 import { type BenchDaemon, startBenchDaemon } from "./resident.ts";
@@ -84,6 +84,7 @@ export async function makeWorkspace(o: WorkspaceOptions): Promise<Workspace> {
   const cacheDir = `${dir}/c`;
   if (launcher) {
     await Deno.copyFile(launcher.bundle, `${dir}/pam_mapi_helper.js`);
+    await Deno.copyFile(launcher.pam_bundle, pamBundlePath(`${dir}/pam_mapi_helper.js`));
     await buildLauncher(ROOT, helper, {
       deno: launcher.deno,
       bundle: `${dir}/pam_mapi_helper.js`,

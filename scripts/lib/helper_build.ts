@@ -37,6 +37,12 @@ const DENORT_HELP = `deno compile needs the "denort" runtime of Deno ${Deno.vers
   "The full deno CLI is not a denort (its output only starts a REPL). " +
   '"deno task build" falls back to the bundle started by deno, which behaves the same.';
 
+/** The bundle the launcher runs for --pam, next to `bundle` (shim/Makefile derives it so too). */
+export function pamBundlePath(bundle: string): string {
+  if (!bundle.endsWith(".js")) throw new Error(`the bundle's name must end in .js: ${bundle}`);
+  return bundle.slice(0, -".js".length) + "_pam.js";
+}
+
 /** Where the launcher finds Deno, the bundle and the code cache (all absolute). */
 export interface LauncherPaths {
   deno: string;
@@ -52,6 +58,7 @@ export async function buildHelper(root: string, dist: string): Promise<string> {
   const out = `${dist}/pam_mapi_helper`;
   await Deno.remove(out).catch(() => {});
   await Deno.remove(`${out}.js`).catch(() => {});
+  await Deno.remove(pamBundlePath(`${out}.js`)).catch(() => {});
   if (mode !== "bundle") {
     const why = await tryCompile(root, out);
     if (why === null) return "deno compile standalone executable";
@@ -176,17 +183,21 @@ export async function buildLauncher(root: string, out: string, paths: LauncherPa
 
 async function buildBundle(root: string, dist: string, out: string): Promise<void> {
   // Never executable by itself: only the launcher decides how Deno runs it.
+  // Two bundles: src/main.ts for every command, and src/pam_main.ts, the module's request alone,
+  // which the launcher runs for --pam (the name the launcher derives: _pam before .js).
   const js = `${out}.js`;
-  await runOrThrow(Deno.execPath(), [
-    "bundle",
-    "--quiet",
-    "--platform",
-    "deno",
-    "-o",
-    js,
-    `${root}/src/main.ts`,
-  ], { cwd: root });
-  await Deno.chmod(js, 0o644);
+  for (const [entry, file] of [["main.ts", js], ["pam_main.ts", pamBundlePath(js)]]) {
+    await runOrThrow(Deno.execPath(), [
+      "bundle",
+      "--quiet",
+      "--platform",
+      "deno",
+      "-o",
+      file,
+      `${root}/src/${entry}`,
+    ], { cwd: root });
+    await Deno.chmod(file, 0o644);
+  }
   const deno = Deno.env.get("PAM_MAPI_DENO") ?? Deno.realPathSync(Deno.execPath());
   const cache = Deno.env.get("PAM_MAPI_CACHE_DIR") ?? `${dist}/cache`;
   const bundle = Deno.env.get("PAM_MAPI_BUNDLE") ?? js;

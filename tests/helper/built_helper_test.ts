@@ -17,17 +17,20 @@ Deno.test("built helper: env -i from another directory, --version, --pam, check"
     const helper = `${dist}/pam_mapi_helper`;
     assert.ok(await isElf(helper), "the launcher");
     const info = await launcherInfo(helper);
-    assert.deepEqual(info && [info.deno, info.bundle, info.cache], [
+    assert.deepEqual(info && [info.deno, info.bundle, info.pam_bundle, info.cache], [
       Deno.realPathSync(Deno.execPath()),
       `${dist}/pam_mapi_helper.js`,
+      `${dist}/pam_mapi_helper_pam.js`,
       cache,
     ]);
     assert.equal(
       info?.env,
       "DENO_TLS_CA_STORE= DENO_NO_UPDATE_CHECK=1 NO_COLOR=1 PATH=/usr/bin:/bin",
     );
-    // The bundle cannot be executed by itself, past the launcher.
-    assert.equal((await Deno.stat(`${dist}/pam_mapi_helper.js`)).mode! & 0o7777, 0o644);
+    // The bundles cannot be executed by themselves, past the launcher.
+    for (const js of ["pam_mapi_helper.js", "pam_mapi_helper_pam.js"]) {
+      assert.equal((await Deno.stat(`${dist}/${js}`)).mode! & 0o7777, 0o644, js);
+    }
     await checkBuiltHelper(helper, { cache });
     // The launcher made the cache directory 0700, and Deno's files in it are root's alone.
     assert.equal((await Deno.stat(cache)).mode! & 0o7777, 0o700);
@@ -53,6 +56,13 @@ Deno.test("built helper: the bundle stays small and loads check/help/TLS/daemon 
     for (const lazy of ["check", "help", "tls_ca", "serve", "status"]) {
       assert.match(text, new RegExp(`\\(init_${lazy}\\(\\), ${lazy}_exports\\)`), lazy);
     }
+    // What every forked login loads: the module's request alone, no command of an administrator.
+    const pam = await Deno.readTextFile(`${dist}/pam_mapi_helper_pam.js`);
+    assert.ok(pam.length < 0.6 * text.length, `--pam bundle is ${pam.length} bytes`);
+    for (const absent of ["src/check.ts", "src/serve.ts", "src/status.ts", "src/help.ts"]) {
+      assert.ok(!pam.includes(`// ${absent}`), absent);
+    }
+    assert.match(pam, /\(init_tls_ca\(\), tls_ca_exports\)/, "TLS code still only on demand");
   } finally {
     Deno.env.delete("PAM_MAPI_HELPER_MODE");
     await Deno.remove(dist, { recursive: true });

@@ -22,6 +22,7 @@ const PKG = "libpam-mapi";
 const HELPER = "/usr/libexec/pam_mapi/pam_mapi_helper";
 const RUNTIME = "/usr/libexec/pam_mapi/deno";
 const BUNDLE = "/usr/share/pam_mapi/pam_mapi_helper.js";
+const PAM_BUNDLE = "/usr/share/pam_mapi/pam_mapi_helper_pam.js";
 const CACHE = "/var/cache/pam_mapi";
 const EXAMPLE = "/usr/share/doc/libpam-mapi/examples/pam.d/smtp";
 const UNIT = "/lib/systemd/system/pam_mapi.service";
@@ -196,7 +197,7 @@ Deno.test({
           "/usr/share/man/man8/pam_mapi_helper.8.gz",
           "/usr/share/doc/libpam-mapi/README.md.gz",
           EXAMPLE,
-          ...(isBundle ? [RUNTIME, BUNDLE, CACHE] : []),
+          ...(isBundle ? [RUNTIME, BUNDLE, PAM_BUNDLE, CACHE] : []),
         ]
       ) assert.ok(installed.includes(path), `${path} not in dpkg -L ${PKG}`);
       assert.deepEqual(installed.filter((p) => p.startsWith("/etc")), []);
@@ -266,7 +267,9 @@ Deno.test({
       if (isBundle) {
         // The bundle is not executable past its launcher; only root can write the cache, which
         // is therefore trusted.
-        assert.equal((await Deno.stat(BUNDLE)).mode! & 0o7777, 0o644);
+        for (const js of [BUNDLE, PAM_BUNDLE]) {
+          assert.equal((await Deno.stat(js)).mode! & 0o7777, 0o644, js);
+        }
         const cache = await Deno.stat(CACHE);
         assert.deepEqual([cache.uid, cache.mode! & 0o022], [0, 0]);
         assert.doesNotMatch(check.stdout, /code cache/);

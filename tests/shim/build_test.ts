@@ -94,7 +94,7 @@ Deno.test("the launcher: PIE, full RELRO, BIND_NOW, non-executable stack, stack 
     const info = await runOk(exe, ["--launcher-info"]);
     assert.match(
       info.stdout,
-      /^deno=\/usr\/libexec\/pam_mapi\/deno\nbundle=\/usr\/share\/pam_mapi\/pam_mapi_helper\.js\ncache=\/var\/cache\/pam_mapi\n/,
+      /^deno=\/usr\/libexec\/pam_mapi\/deno\nbundle=\/usr\/share\/pam_mapi\/pam_mapi_helper\.js\npam_bundle=\/usr\/share\/pam_mapi\/pam_mapi_helper_pam\.js\ncache=\/var\/cache\/pam_mapi\n/,
     );
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -31,7 +31,10 @@ const POISON = `${ROOT}/tests/shim/poison_code_cache.py`;
 interface Setup {
   dir: string;
   helper: string;
+  /** The bundle a launcher is built with (src/main.ts)... */
   bundle: string;
+  /** ... and the one it runs for --pam, on every login: the one to poison. */
+  pamBundle: string;
   cache: string;
   deno: string;
   flags: string[];
@@ -63,6 +66,7 @@ function helperSetup(): Promise<Setup> {
       dir,
       helper,
       bundle: info.bundle,
+      pamBundle: info.pam_bundle,
       cache: info.cache,
       deno: info.deno,
       flags: info.flags.split(" "),
@@ -95,8 +99,8 @@ async function poison(s: Setup, cache = s.cache) {
     "python3",
     POISON,
     work,
-    s.bundle,
-    `file://${s.bundle}`,
+    s.pamBundle,
+    `file://${s.pamBundle}`,
     cache,
     s.deno,
     s.marker,
@@ -258,8 +262,10 @@ Deno.test("launcher: a Deno runtime or bundle others could replace is not run", 
   await Deno.chown(udir, NOBODY, NOBODY);
   await Deno.remove(`${udir}/deno`).catch(() => {});
   await Deno.symlink(s.deno, `${udir}/deno`);
-  const bundle = `${s.dir}/copy.js`;
-  await Deno.copyFile(s.bundle, bundle);
+  // A launcher built with copy.js runs copy_pam.js for the logins.
+  await Deno.copyFile(s.bundle, `${s.dir}/copy.js`);
+  const bundle = `${s.dir}/copy_pam.js`;
+  await Deno.copyFile(s.pamBundle, bundle);
   const helper = `${s.dir}/launcher_refused`;
   const refused = async (paths: { deno: string; bundle: string }, why: string) => {
     await buildLauncher(ROOT, helper, { ...paths, cache: s.cache });
@@ -277,17 +283,15 @@ Deno.test("launcher: a Deno runtime or bundle others could replace is not run", 
     { deno: `${udir}/deno`, bundle: s.bundle },
     `the Deno runtime ${udir}/deno is refused: directory ${udir} is not owned by root`,
   );
+  const copy = { deno: s.deno, bundle: `${s.dir}/copy.js` };
   await Deno.chmod(bundle, 0o664);
-  await refused(
-    { deno: s.deno, bundle },
-    `the bundle ${bundle} is refused: writable by group or others`,
-  );
+  await refused(copy, `the bundle ${bundle} is refused: writable by group or others`);
   await Deno.chmod(bundle, 0o644);
   await Deno.chown(bundle, NOBODY, NOBODY);
-  await refused({ deno: s.deno, bundle }, `the bundle ${bundle} is refused: not owned by root`);
+  await refused(copy, `the bundle ${bundle} is refused: not owned by root`);
   await refused(
     { deno: s.deno, bundle: `${s.dir}/missing.js` },
-    `the bundle ${s.dir}/missing.js is refused: No such file or directory`,
+    `the bundle ${s.dir}/missing_pam.js is refused: No such file or directory`,
   );
 });
 
