@@ -33,3 +33,12 @@ export function revokeAllBut(keep: Set<PermissionName>): void {
   }
   for (const name of NEVER) Deno.permissions.revokeSync({ name });
 }
+
+/** After revokeAllBut(before): revokes what `before` kept and `after` does not (each revocation
+ * is an op call, paid on every https:// login, so the rest is not revoked twice). */
+export function revokeNoLongerNeeded(
+  before: Set<PermissionName>,
+  after: Set<PermissionName>,
+): void {
+  for (const name of before) if (!after.has(name)) Deno.permissions.revokeSync({ name });
+}

@@ -1,7 +1,7 @@
 // What both modes do between parsing the arguments and talking to a server: narrow the process's
 // permissions and, for https:// sockets, load the CA certificates while reading is still allowed.
 import { Config, parseModuleArgs } from "./args.ts";
-import { neededPermissions, revokeAllBut } from "./permissions.ts";
+import { neededPermissions, revokeAllBut, revokeNoLongerNeeded } from "./permissions.ts";
 import type { CaSet } from "./tls_ca.ts";
 
 export interface Prepared {
@@ -59,7 +59,7 @@ export async function prepare(
       if (e instanceof CaError) throw new SetupError(e.message);
       throw e;
     } finally {
-      if (narrow) revokeAllBut(late);
+      if (narrow) revokeNoLongerNeeded(early, late);
     }
   }
   return { cfg, caCerts, caSource, caIdentity };
