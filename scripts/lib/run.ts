@@ -23,8 +23,14 @@ export async function run(
   }).spawn();
   if (options.stdin !== undefined) {
     const writer = child.stdin.getWriter();
-    await writer.write(new TextEncoder().encode(options.stdin));
-    await writer.close();
+    try {
+      await writer.write(new TextEncoder().encode(options.stdin));
+      await writer.close();
+    } catch (e) {
+      // The command ended (or closed its input) without reading it all: its exit status and
+      // output say what happened, as they do when it is run by hand.
+      if (!(e instanceof Deno.errors.BrokenPipe)) throw e;
+    }
   }
   const out = await child.output();
   const dec = new TextDecoder();
