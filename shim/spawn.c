@@ -1,5 +1,5 @@
-/* Starting and supervising the helper. Each point answers a pitfall in
- * ../shared/reference/pam-anchors.md section 3.
+/* Starting and supervising the helper (the process contract of docs/protocol.md section 1). Each
+ * point answers a pitfall of a PAM module that runs a program inside someone else's process.
  *
  * Child status vs. the host's SIGCHLD handling: a supervisor process that never calls execve.
  *   The host must not be able to take the helper's exit status: saslauthd's SIGCHLD handler reaps

@@ -1,6 +1,7 @@
 // `pam_mapi_helper check`: the same code path as the module, readable output, --json, exit codes.
 import assert from "node:assert/strict";
-import { fixture, startFixtureServer } from "./lib/fixture_server.ts";
+import { startFixtureServer } from "./lib/fixture_server.ts";
+import { captureText } from "../lib/captures.ts";
 import { DENO_FLAGS, MAIN, runHelper } from "./lib/helper.ts";
 
 const PW = "Check-Secret-9f3";
@@ -44,7 +45,7 @@ Deno.test("check: success prints every step and exits 0", async () => {
 
 Deno.test("check: exit 1 for a refused logon and for a disabled feature", async () => {
   const refusing = await startFixtureServer({
-    logon: fixture("a2_logon_alice_wrong_password.response.body"),
+    logon: captureText("11.0.2", "a2_logon_alice_wrong_password.response.body"),
   });
   const alice = await startFixtureServer({});
   try {
@@ -92,7 +93,7 @@ Deno.test("check: exit 2 when no server answers, 3 for bad arguments or usage", 
 
 Deno.test("check --json: one object with steps, decision, result, exit and log", async () => {
   const server = await startFixtureServer({
-    getUser: fixture("c6_getUser_self_bob.response.body"),
+    getUser: captureText("11.0.2", "c6_getUser_self_bob.response.body"),
   });
   try {
     const r = await runHelper([

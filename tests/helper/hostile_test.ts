@@ -5,6 +5,7 @@ import { MAX_BODY } from "../../src/http.ts";
 import { Action, httpReply, startRawServer } from "./lib/raw_server.ts";
 import { ROOT, runPam } from "./lib/helper.ts";
 import { gzipBomb } from "./lib/gzip_bomb.ts";
+import { repliesOf } from "../lib/captured_replies.ts";
 
 const enc = new TextEncoder();
 const TIMEOUT = 2;
@@ -223,12 +224,7 @@ Deno.test("never answers: abandoned within timeout + 1 s, the message says timed
 });
 
 Deno.test("a server hanging on getUser: fail closed at the deadline, the session still logged off", async () => {
-  const A1 = Deno.readTextFileSync(
-    new URL(
-      "../../../shared/fixtures/kopano-11.0.2/a1_logon_alice_correct_password.response.body",
-      import.meta.url,
-    ),
-  );
+  const A1 = repliesOf("11.0.2").logonAccepted.body;
   const logoffs: string[] = [];
   const server = await startRawServer((req) => {
     if (req.body.includes("<ns:logon>")) return httpReply(A1);

@@ -7,11 +7,12 @@ import { parseSocket } from "../../src/args.ts";
 import { freshConnections } from "../../src/attempt.ts";
 import { parseLogoffReply, parseLogonReply } from "../../src/soap.ts";
 import { httpReply, RawRequest, Responder, startRawServer } from "./lib/raw_server.ts";
+import { repliesOf } from "../lib/captured_replies.ts";
+import { captureDir } from "../lib/captures.ts";
 
-const FIX = new URL("../../../shared/fixtures/kopano-11.0.2/", import.meta.url).pathname;
 const enc = new TextEncoder();
-const A1 = Deno.readTextFileSync(`${FIX}a1_logon_alice_correct_password.response.body`);
-const B1 = Deno.readTextFileSync(`${FIX}b1_logoff_alice.response.body`);
+const A1 = repliesOf("11.0.2").logonAccepted.body;
+const B1 = repliesOf("11.0.2").logoff.body;
 
 async function withServer(
   responder: Responder,
@@ -65,7 +66,7 @@ Deno.test("Content-Length reply; the request is a keep-alive POST with no Accept
 
 Deno.test("f2: the genuine chunked keep-alive replies, one connection for both calls", async () => {
   const raw = Deno.readTextFileSync(
-    `${FIX}f2_kopano-passwd_alice_before_store_created.response.http`,
+    `${captureDir("11.0.2")}f2_kopano-passwd_alice_before_store_created.response.http`,
   );
   const replies = raw.split(/(?=HTTP\/1\.1 200 OK\r\n)/);
   assert.equal(replies.length, 3);

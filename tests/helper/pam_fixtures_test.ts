@@ -1,10 +1,12 @@
 // `--pam` end to end (the helper as a real process) against genuine kopano-server replies: every
 // fixture reply leads to the right PAM result and log line, and every session is logged off.
 import assert from "node:assert/strict";
-import { fixture, startFixtureServer } from "./lib/fixture_server.ts";
+import { startFixtureServer } from "./lib/fixture_server.ts";
+import { captureText } from "../lib/captures.ts";
 import { Reply, runPam } from "./lib/helper.ts";
 
 const PW = "Fixture-Pw-7b1e";
+const fixture11 = (name: string) => captureText("11.0.2", name);
 
 function only(reply: Reply) {
   assert.equal(reply.log.length, 1, JSON.stringify(reply.log));
@@ -47,7 +49,7 @@ Deno.test("a1: accepted logon -> PAM_SUCCESS, one info line, then logoff", async
 
 Deno.test("a2/a3: refused logon -> PAM_AUTH_ERR at notice; quiet drops the line", async () => {
   for (const f of ["a2_logon_alice_wrong_password", "a3_logon_unknown_user"]) {
-    const { reply, calls, url } = await pamWith({ logon: fixture(`${f}.response.body`) });
+    const { reply, calls, url } = await pamWith({ logon: fixture11(`${f}.response.body`) });
     assert.equal(reply.result, "PAM_AUTH_ERR");
     assert.deepEqual(only(reply), {
       priority: "notice",
@@ -55,7 +57,7 @@ Deno.test("a2/a3: refused logon -> PAM_AUTH_ERR at notice; quiet drops the line"
         `authentication failure; user=alice rhost=192.0.2.7 socket=${url} result=PAM_AUTH_ERR reason="logon refused"`,
     });
     assert.deepEqual(calls, ["logon"]); // no session, nothing to log off
-    const quiet = await pamWith({ logon: fixture(`${f}.response.body`) }, ["quiet"]);
+    const quiet = await pamWith({ logon: fixture11(`${f}.response.body`) }, ["quiet"]);
     assert.equal(quiet.reply.result, "PAM_AUTH_ERR");
     assert.deepEqual(quiet.reply.log, []);
   }
@@ -63,7 +65,7 @@ Deno.test("a2/a3: refused logon -> PAM_AUTH_ERR at notice; quiet drops the line"
 
 Deno.test("a4: BAD_CHARWIDTH is not an answer -> PAM_AUTHINFO_UNAVAIL at err, named", async () => {
   const { reply } = await pamWith(
-    { logon: fixture("a4_logon_alice_no_unicode_cap.response.body") },
+    { logon: fixture11("a4_logon_alice_no_unicode_cap.response.body") },
     ["quiet"],
   );
   assert.equal(reply.result, "PAM_AUTHINFO_UNAVAIL");
@@ -98,7 +100,7 @@ Deno.test("c1 alice (imap, mobile disabled): service= OR semantics, case-insensi
 });
 
 Deno.test("c6 bob (pop3, mobile disabled, imap enabled for him)", async () => {
-  const bob = { getUser: fixture("c6_getUser_self_bob.response.body") };
+  const bob = { getUser: fixture11("c6_getUser_self_bob.response.body") };
   assert.equal((await pamWith(bob, ["service=imap"])).reply.result, "PAM_SUCCESS");
   assert.equal((await pamWith(bob, ["service=pop3"])).reply.result, "PAM_AUTH_ERR");
   assert.equal((await pamWith(bob, ["service=pop3|mobile"])).reply.result, "PAM_AUTH_ERR");
@@ -106,7 +108,7 @@ Deno.test("c6 bob (pop3, mobile disabled, imap enabled for him)", async () => {
 
 Deno.test("b2: getUser END_OF_SESSION fails closed, and the session is still logged off", async () => {
   const { reply, calls } = await pamWith({
-    getUser: fixture("b2_getUser_self_alice_after_logoff.response.body"),
+    getUser: fixture11("b2_getUser_self_alice_after_logoff.response.body"),
   }, [
     "service=pop3",
   ]);
@@ -124,36 +126,41 @@ Deno.test("d1/d3/d5: SOAP faults (HTTP 500) -> PAM_AUTHINFO_UNAVAIL, the fault n
     ]
   ) {
     const { reply } = await pamWith({
-      logon: fixture(`${f}.response.body`),
+      logon: fixture11(`${f}.response.body`),
       status: "500 Internal Server Error",
     });
     assert.equal(reply.result, "PAM_AUTHINFO_UNAVAIL", f);
     assert.match(only(reply).message, /logon: HTTP status 500, SOAP fault SOAP-ENV:Client: /);
   }
   // A fault with HTTP 200 is no answer either.
-  const { reply } = await pamWith({ logon: fixture("d1_unknown_method_logonBogus.response.body") });
+  const { reply } = await pamWith({
+    logon: fixture11("d1_unknown_method_logonBogus.response.body"),
+  });
   assert.equal(reply.result, "PAM_AUTHINFO_UNAVAIL");
 });
 
 Deno.test("ignore_authinfo_unavail turns no answer into PAM_IGNORE, nothing else", async () => {
-  const fault = { logon: fixture("d1_unknown_method_logonBogus.response.body") };
+  const fault = { logon: fixture11("d1_unknown_method_logonBogus.response.body") };
   const { reply } = await pamWith(fault, ["ignore_authinfo_unavail"]);
   assert.equal(reply.result, "PAM_IGNORE");
   assert.match(only(reply).message, /result=PAM_IGNORE reason="server unavailable"/);
-  const refused = await pamWith({ logon: fixture("a2_logon_alice_wrong_password.response.body") }, [
-    "ignore_authinfo_unavail",
-  ]);
+  const refused = await pamWith(
+    { logon: fixture11("a2_logon_alice_wrong_password.response.body") },
+    [
+      "ignore_authinfo_unavail",
+    ],
+  );
   assert.equal(refused.reply.result, "PAM_AUTH_ERR");
 });
 
 Deno.test("file://: a server reporting 11.0.2 is trusted; one without a version trips the guard", async () => {
   const ok = await pamWith(
-    { logon: fixture("e5_unix_uid1_daemon_alice_correct_password.response.body") },
+    { logon: fixture11("e5_unix_uid1_daemon_alice_correct_password.response.body") },
     [],
     "unix",
   );
   assert.equal(ok.reply.result, "PAM_SUCCESS");
-  const noVersion = fixture("a1_logon_alice_correct_password.response.body")
+  const noVersion = fixture11("a1_logon_alice_correct_password.response.body")
     .replace("<lpszVersion>0,11,0,2</lpszVersion>", "");
   for (
     const logon of [
@@ -202,7 +209,7 @@ Deno.test("the logon request: flags 1, capabilities 528, no szImpersonateUser, c
 
 Deno.test("b3: a logoff the server refuses is a warning line; the verdict stands", async () => {
   const server = await startFixtureServer({
-    logoff: fixture("b3_logoff_alice_again_dead_session.response.body"),
+    logoff: fixture11("b3_logoff_alice_again_dead_session.response.body"),
   });
   try {
     const r = await runPam({ user: "alice", password: PW, args: [`socket=${server.url}`] });

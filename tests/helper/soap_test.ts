@@ -1,4 +1,4 @@
-// SOAP requests and replies: every genuine kopano-server 11.0.2 reply in the fixtures is read with
+// SOAP requests and replies: every genuine kopano-server 11.0.2 reply in tests/fixtures is read with
 // the right meaning, both older reply shapes are understood, and hostile XML fails fast.
 import assert from "node:assert/strict";
 import {
@@ -15,9 +15,9 @@ import {
 } from "../../src/soap.ts";
 import { parseXml, XmlError } from "../../src/xml.ts";
 import { kcerrName } from "../../src/kcerr.ts";
+import { captureText } from "../lib/captures.ts";
 
-const FIX = new URL("../../../shared/fixtures/kopano-11.0.2/", import.meta.url).pathname;
-const body = (name: string) => Deno.readTextFileSync(`${FIX}${name}`);
+const body = (name: string) => captureText("11.0.2", name);
 
 Deno.test("fixtures: logon replies", () => {
   const a1 = parseLogonReply(body("a1_logon_alice_correct_password.response.body"));

@@ -2,7 +2,7 @@
  * kopano_sim: a Kopano/Zarafa storage server stand-in for tests (a test double, not product code).
  *
  * It speaks the server's SOAP-over-HTTP protocol byte-compatibly with the genuine kopano-server
- * 11.0.2 exchanges in ../shared/fixtures/kopano-11.0.2 (replayed by tests/sim/fidelity_test.ts),
+ * 11.0.2 exchanges in tests/fixtures/kopano-11.0.2 (replayed by tests/sim/fidelity_test.ts),
  * serves logon, logoff, getUser and resolveUsername with the server's semantics, and reproduces
  * the older Zarafa/Kopano generations selected by `version`. Everything else is a fault
  * ("Method 'ns:X' not implemented"), as a server without that method would answer.
