@@ -5,6 +5,7 @@
 // the chain (c0 -> c1..c4 -> b1..b3, c3 -> c4, c5 -> c6).
 // The a-d captures were made over TCP; they are also replayed over TLS and the UNIX socket (with
 // a non-admin peer, else the UNIX peer-credential logon would change a2/a3).
+// The 8.7.85 generation: fidelity_8_7_test.ts.
 
 import assert from "node:assert/strict";
 import { startKopanoSim, type UnixPeer } from "../kopano_sim/mod.ts";
