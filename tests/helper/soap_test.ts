@@ -18,6 +18,8 @@ import { kcerrName } from "../../src/kcerr.ts";
 import { captureText } from "../lib/captures.ts";
 
 const body = (name: string) => captureText("11.0.2", name);
+const ENV = (inner: string) =>
+  `<?xml version="1.0" encoding="UTF-8"?>\n<SOAP-ENV:Envelope xmlns:SOAP-ENV="http://schemas.xmlsoap.org/soap/envelope/" xmlns:ns="urn:zarafa"><SOAP-ENV:Body>${inner}</SOAP-ENV:Body></SOAP-ENV:Envelope>`;
 
 Deno.test("fixtures: logon replies", () => {
   const a1 = parseLogonReply(body("a1_logon_alice_correct_password.response.body"));
@@ -108,8 +110,37 @@ Deno.test("fixtures: faults are recognised with code and text", () => {
   );
 });
 
-const ENV = (inner: string) =>
-  `<?xml version="1.0" encoding="UTF-8"?>\n<SOAP-ENV:Envelope xmlns:SOAP-ENV="http://schemas.xmlsoap.org/soap/envelope/" xmlns:ns="urn:zarafa"><SOAP-ENV:Body>${inner}</SOAP-ENV:Body></SOAP-ENV:Envelope>`;
+Deno.test("fault texts: only gSOAP's 'Error N' with a known code gets a name", () => {
+  const fault = (text: string) => {
+    try {
+      parseLogoffReply(
+        ENV(
+          `<SOAP-ENV:Fault><faultcode>c</faultcode><faultstring>${text}</faultstring></SOAP-ENV:Fault>`,
+        ),
+      );
+    } catch (e) {
+      if (e instanceof SoapError && e.fault) return e.message.replace("SOAP fault c: ", "");
+      throw e;
+    }
+    throw new Error("no fault");
+  };
+  assert.equal(fault("Error -2147483639"), "Error -2147483639 = KCERR_LOGON_FAILED (0x80000009)");
+  assert.equal(fault("Error 2147483657"), "Error 2147483657 = KCERR_LOGON_FAILED (0x80000009)");
+  for (
+    const t of [
+      "Error 0",
+      "Error 12",
+      "Error -2147483649", // below int32
+      "Error 4294967296", // above uint32 (would wrap to 0)
+      "Error 99999999999",
+      "Error -0x80040103",
+      " Error -2147221245 trailing",
+      "HTTP method error",
+    ]
+  ) {
+    assert.equal(fault(t), t.trim(), t);
+  }
+});
 
 Deno.test("older reply generations: unqualified ZCP 7.1 element, wrapped struct, xsi:type arrays", () => {
   assert.equal(
