@@ -3,14 +3,14 @@
 // UNIX socket, and compares each reply with the recorded one byte for byte once session ids, the
 // server GUID and entry ids are masked (tests/sim/lib/replay.ts). Where 8.7 differs from 11.0.2 on
 // the wire (its README): the version string, the HTTP 500 fault for a logon without the UNICODE
-// capability, the entry ids.
+// capability, the extern ids inside entry ids (masked: they differ per server).
 // The http_ captures are replayed over every transport; https_ ones over TLS, unix_ ones over the
 // UNIX socket, as root (an admin peer) like the recording: every http_ request sets ulFlags 1, so
 // root's password is checked too, and only unix_..._flags0_empty_imp gets the peer-credential logon.
 
 import assert from "node:assert/strict";
 import { CAPTURED_USERS, type KopanoSimOptions, startKopanoSim } from "../kopano_sim/mod.ts";
-import { exchange, recordedResponse } from "../lib/captures.ts";
+import { captureDir, exchange, recordedResponse } from "../lib/captures.ts";
 import { makeTestPki } from "../lib/pki.ts";
 import { elementText, requestBytes } from "./lib/fixtures.ts";
 import { RawConn, targetOf } from "./lib/raw_http.ts";
@@ -40,10 +40,10 @@ const sessionOf = (name: string) =>
  * The getUser/logoff captures used sessions of logons that were not recorded: they stand for the
  * live session of the recorded logon of the same user.
  */
-function adoptSessions(live: Live, logon: string, users: string[]): void {
+function adoptSessions(live: Live, logon: string, captures: string[]): void {
   const session = live.rewrite.get(sessionOf(logon));
   assert.ok(session, `${logon}: no live session`);
-  for (const u of users) live.rewrite.set(sessionIn(u), session);
+  for (const c of captures) live.rewrite.set(sessionIn(c), session);
 }
 
 const HTTP_CAPTURES = [
@@ -78,6 +78,16 @@ const OWN_CAPTURES = {
     "unix_logon_alice_wrong_flags0_no_imp", // without the element the password is checked
   ],
 };
+
+Deno.test("fidelity 8.7.85: every captured request is replayed", () => {
+  const recorded = [...Deno.readDirSync(captureDir(G))]
+    .map((e) => /^(.*)\.request\.http$/.exec(e.name)?.[1])
+    .filter((n) => n !== undefined);
+  const replayed = [...HTTP_CAPTURES, ...OWN_CAPTURES.tls, ...OWN_CAPTURES.unix];
+  assert.deepEqual([...replayed].sort(), recorded.sort());
+  // The one capture without a request: both replies of the keep-alive test below.
+  assert.ok(recordedResponse(G, "http_keepalive_two_logons", 2));
+});
 
 async function simOn(transport: "tcp" | "tls" | "unix") {
   const dir = await Deno.makeTempDir({ prefix: "sim_fidelity87_" });

@@ -6,15 +6,13 @@ import { httpReply, RawRequest, RawServer, startRawServer } from "./raw_server.t
 import type { CapturedReply, Generation } from "../../lib/captures.ts";
 import { repliesOf } from "../../lib/captured_replies.ts";
 
-/** A body (sent with the `status` of FixtureReplies), or a captured reply with its own status. */
+/** A body (sent with 200 OK), or a captured reply with its own status. */
 export type ReplySpec = string | CapturedReply;
 
 export interface FixtureReplies {
   logon?: ReplySpec;
   getUser?: ReplySpec;
   logoff?: ReplySpec;
-  /** HTTP status of every reply given as a bare body (default "200 OK"). */
-  status?: string;
   /** Whose captured replies answer the calls not given above (default 11.0.2). */
   generation?: Generation;
 }
@@ -40,9 +38,7 @@ export async function startFixtureServer(
       : m === "getUser"
       ? replies.getUser ?? captured.getUserAlice
       : replies.logoff ?? captured.logoff;
-    const { body, status } = typeof spec === "string"
-      ? { body: spec, status: replies.status ?? "200 OK" }
-      : spec;
+    const { body, status } = typeof spec === "string" ? { body: spec, status: "200 OK" } : spec;
     if (m === "logon") {
       const sid = /<er>0<\/er><ulSessionId>(\d+)</.exec(body)?.[1];
       if (sid && sid !== "0") open.add(sid);
