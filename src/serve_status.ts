@@ -5,7 +5,7 @@ import type { DaemonStats } from "./daemon_stats.ts";
 import type { ConnectionPool } from "./pool.ts";
 import { MAX_REQUEST } from "./protocol.ts";
 import { MAX_IN_PROGRESS, REQUEST_MS } from "./serve_conn.ts";
-import { encodeStatusReply, TOUCH_WINDOW_MS } from "./status_query.ts";
+import { encodeStatusReply, PERMISSIONS, TOUCH_WINDOW_MS } from "./status_query.ts";
 import { VERSION } from "./version.ts";
 
 export interface Listening {
@@ -25,8 +25,6 @@ export interface StatusSources {
   ca: CaCache;
   started: Date;
 }
-
-const PERMISSIONS = ["net", "read", "write", "env", "run", "ffi", "sys", "import"] as const;
 
 /** Whether `path` still names the socket we listen on (an administrator may have replaced it). */
 export function stillOurs(path: string, l: Listening): boolean {

@@ -1,8 +1,12 @@
 // `pam_mapi_helper status [--socket PATH] [--json]`: whether pam_mapi.so would hand logins to the
 // resident helper, the trust check of docs/protocol.md §7.2 spelled out step by step, and the
-// daemon's own counters (§7.4). Loaded only for this command.
+// daemon's own counters (§7.4). What the daemon says about itself is checked field by field
+// (status_fields.ts), and every line is printed with control and invisible characters escaped: a
+// daemon's text must not redraw the terminal. Loaded only for this command.
 import { Deadline } from "./deadline.ts";
 import { closeQuietly, errorText } from "./http.ts";
+import { escapeUnsafe } from "./log_text.ts";
+import { checkStatus, type Reported } from "./status_fields.ts";
 import {
   type DaemonStatus,
   decodeStatusReply,
@@ -41,7 +45,9 @@ interface Report {
   steps: Step[];
   verdict: Verdict;
   reason: string;
-  daemon: DaemonStatus | null;
+  daemon: Reported<DaemonStatus> | null;
+  /** The daemon's fields that are not of their type (shown as invalid, null in `daemon`). */
+  daemon_invalid: string[];
   exit: number;
 }
 
@@ -80,13 +86,19 @@ async function ask(path: string, touch: number): Promise<{ text: string; ms: num
 async function examine(path: string): Promise<Report> {
   const trusted = trustedUids();
   const steps: Step[] = [];
-  const report = (verdict: Verdict, reason: string, daemon: DaemonStatus | null = null) => ({
+  let invalid: string[] = [];
+  const report = (
+    verdict: Verdict,
+    reason: string,
+    daemon: Reported<DaemonStatus> | null = null,
+  ): Report => ({
     socket: path,
     trusted_accounts: Object.fromEntries(trusted),
     steps,
     verdict,
     reason,
     daemon,
+    daemon_invalid: invalid,
     exit: VERDICTS[verdict].exit,
   });
   // Check 1: the path, its directories and symlinks, the socket.
@@ -115,9 +127,9 @@ async function examine(path: string): Promise<Report> {
     return report("unknown", `no status from the daemon: ${why}`);
   }
   steps.push({ step: "connect", ok: true, text: "connected and asked for the status" });
-  let status: DaemonStatus;
+  let status: Reported<DaemonStatus>;
   try {
-    status = decodeStatusReply(answer.text);
+    ({ status, invalid } = checkStatus(decodeStatusReply(answer.text)));
   } catch (e) {
     const why = e instanceof StatusReplyError ? e.message : errorText(e);
     steps.push({ step: "reply", ok: false, text: why });
@@ -132,43 +144,71 @@ async function examine(path: string): Promise<Report> {
   if (!pathOk) return report("refused", "the socket's path fails the trust check", status);
   if (!peer.ok) {
     return report(
-      "refused",
+      peer.refused ? "refused" : "unknown",
       "the daemon did not prove it runs as root or the service account",
+      status,
+    );
+  }
+  if (invalid.length > 0) {
+    return report(
+      "unknown",
+      `the daemon's report has fields of the wrong type (${invalid.slice(0, 8).join(", ")}${
+        invalid.length > 8 ? ", ..." : ""
+      }): not what a pam_mapi_helper daemon sends`,
       status,
     );
   }
   return report("daemon", "the path and the daemon pass the trust check", status);
 }
 
+/**
+ * Check 2 of §7.2, by the proof of §7.4. `refused`: the daemon failed it (as opposed to a report
+ * too broken to judge by).
+ */
 function provePeer(
   path: string,
   touch: number,
-  status: DaemonStatus,
+  status: Reported<DaemonStatus>,
   trusted: Map<number, string>,
-): { ok: boolean; text: string } {
+): { ok: boolean; refused: boolean; text: string } {
   const says = `it says pid ${status.pid}, uid ${status.uid}`;
+  if (typeof status.uid !== "number" || typeof status.touch !== "string") {
+    return {
+      ok: false,
+      refused: false,
+      text: `its report names no valid uid or proof (touch); ${says}`,
+    };
+  }
   let info: Deno.FileInfo;
   try {
     info = Deno.statSync(path);
   } catch (e) {
-    return { ok: false, text: `cannot examine the socket again (${(e as Error).name}); ${says}` };
+    return {
+      ok: false,
+      refused: false,
+      text: `cannot examine the socket again (${(e as Error).name}); ${says}`,
+    };
   }
   const owner = info.uid ?? -1;
   if (status.touch !== "done" || info.mtime?.getTime() !== touch) {
     return {
       ok: false,
+      refused: true,
       text: `it did not set the socket's times as asked (${
         status.touch.slice(0, 80)
       }): it cannot show it runs as the socket's owner or root; ${says}`,
     };
   }
   if (status.uid !== owner && status.uid !== 0) {
-    return { ok: false, text: `the socket belongs to uid ${owner}, but ${says}` };
+    return { ok: false, refused: true, text: `the socket belongs to uid ${owner}, but ${says}` };
   }
   const name = trusted.get(status.uid) ?? `uid ${status.uid}`;
-  if (!trusted.has(status.uid)) return { ok: false, text: `runs as ${name}; ${says}` };
+  if (!trusted.has(status.uid)) {
+    return { ok: false, refused: true, text: `runs as ${name}; ${says}` };
+  }
   return {
     ok: true,
+    refused: false,
     text: `it set the socket's times as asked, which only its owner or root can: it runs as ` +
       `${name}; pid ${status.pid}`,
   };
@@ -184,7 +224,9 @@ function plain(r: Report): string {
   const d = r.daemon;
   if (d) {
     const l = d.logins;
-    const ms = (v: number | null) => (v === null ? "-" : `${v.toFixed(2)} ms`);
+    const ms = (
+      v: unknown,
+    ) => (v === null ? "-" : typeof v === "number" ? `${v.toFixed(2)} ms` : v);
     lines.push(
       `daemon: pam_mapi_helper ${d.version}, pid ${d.pid}, uid ${d.uid}, up ${d.uptime_s} s ` +
         `(since ${d.started})`,
@@ -201,15 +243,24 @@ function plain(r: Report): string {
         "reused since start",
     );
     const m = d.memory_kb;
-    if (m) {
-      lines.push(
-        `  memory: ${m.rss} KiB resident; JavaScript heap ${m.heap_used} of ${m.heap_total} KiB, ` +
-          `${m.external} KiB in buffers`,
-      );
-    }
+    lines.push(
+      `  memory: ${m.rss} KiB resident; JavaScript heap ${m.heap_used} of ${m.heap_total} KiB, ` +
+        `${m.external} KiB in buffers`,
+    );
+    if (r.daemon_invalid.length) lines.push(`  invalid: ${r.daemon_invalid.join(", ")}`);
   }
   lines.push(`exit ${r.exit}`);
-  return lines.join("\n") + "\n";
+  // Each line whole, so that a newline inside a reported value is escaped too.
+  return lines.map(escapeUnsafe).join("\n") + "\n";
+}
+
+/** JSON with every character outside printable ASCII as \uXXXX: the same data, and nothing a
+ * terminal would act on. */
+function asciiJson(r: Report): string {
+  return JSON.stringify(r).replace(
+    /[\u007f-\uffff]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
 }
 
 export async function runStatus(argv: string[]): Promise<number> {
@@ -228,6 +279,6 @@ export async function runStatus(argv: string[]): Promise<number> {
     }
   }
   const r = await examine(socket ?? DEFAULT_DAEMON_SOCKET);
-  write(json ? JSON.stringify(r) + "\n" : plain(r));
+  write(json ? asciiJson(r) + "\n" : plain(r));
   return r.exit;
 }

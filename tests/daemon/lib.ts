@@ -225,13 +225,15 @@ export interface FakeDaemon extends AsyncDisposable {
 /**
  * fake_daemon.py: binds `socket` as root (so the path passes check 1), then becomes `user` before
  * listening (so SO_PEERCRED names `user`), and answers every connection with `reply`. With `wrap`
- * (e.g. setpriv) it runs as another user from the start, and its socket belongs to that user.
+ * (e.g. setpriv) it runs as another user from the start, and its socket belongs to that user. With
+ * `touch`, it sets the socket's times as a status query asks, as a daemon running as `user` would.
  */
 export async function startFakeDaemon(
   socket: string,
   user: string,
   reply: string,
   wrap: string[] = [],
+  touch = false,
 ): Promise<FakeDaemon> {
   const record = `${socket}.received`;
   const replyFile = `${socket}.reply`;
@@ -244,6 +246,7 @@ export async function startFakeDaemon(
     user,
     replyFile,
     record,
+    ...(touch ? ["touch"] : []),
   ];
   const child = new Deno.Command(cmd, {
     args,

@@ -16,6 +16,18 @@ async function statusJson(socket: string, wrap: string[] = []) {
 }
 
 /** A status query as the fake daemons would be sent one is a valid status reply if they lie. */
+/** What the daemon holds: network, read and write access; the rest given up. */
+const PERMISSIONS = {
+  net: "granted",
+  read: "granted",
+  write: "granted",
+  env: "prompt",
+  run: "prompt",
+  ffi: "prompt",
+  sys: "prompt",
+  import: "prompt",
+};
+
 const FORGED = JSON.stringify({
   v: 1,
   status: { version: "0.1.0", pid: 1, uid: 0, touch: "done", logins: {} },
@@ -72,16 +84,7 @@ Deno.test("status: a trusted daemon, step by step, with its counters; exit 0 (al
   assert.deepEqual(j.daemon.limits, { in_progress: 128, request_bytes: 65536, request_ms: 2000 });
   assert.equal(j.trusted_accounts["0"], "root");
   // It holds network, read and write access, and has given up the rest: it never runs anything.
-  assert.deepEqual(j.daemon.permissions, {
-    net: "granted",
-    read: "granted",
-    write: "granted",
-    env: "prompt",
-    run: "prompt",
-    ffi: "prompt",
-    sys: "prompt",
-    import: "prompt",
-  });
+  assert.deepEqual(j.daemon.permissions, PERMISSIONS);
 
   // An ordinary user can check too: the proof needs no privilege.
   const asNobody = await statusJson(d.socket, AS_NOBODY);
@@ -203,6 +206,150 @@ Deno.test("status: a trusted socket answering garbage or a login reply: exit 3",
     const usage = await statusCmd(["--bogus"]);
     assert.equal(usage.code, 3);
     assert.match(usage.stderr, /Usage: pam_mapi_helper status \[--socket PATH\] \[--json\]/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** A report with every field of its type, as a daemon running as root would send it. */
+const GOOD = {
+  version: "0.1.0",
+  pid: 4242,
+  uid: 0,
+  socket: "/run/pam_mapi/helper.sock",
+  started: "2026-01-01T00:00:00.000Z",
+  uptime_s: 1.5,
+  limits: { in_progress: 128, request_bytes: 65536, request_ms: 2000 },
+  logins: {
+    PAM_SUCCESS: 1,
+    PAM_AUTH_ERR: 0,
+    PAM_AUTHINFO_UNAVAIL: 0,
+    PAM_IGNORE: 0,
+    PAM_SERVICE_ERR: 0,
+  },
+  in_progress: 1,
+  rejected_busy: 0,
+  malformed: 0,
+  late: 0,
+  internal_errors: 0,
+  status_queries: 1,
+  latency_ms: { p50: 0.5, p95: 0.9, samples: 1 },
+  kopano_connections: { open: 0, idle: 0, opened: 0, reused: 0 },
+  ca_cache: { files: 0, bytes: 0 },
+  permissions: PERMISSIONS,
+  memory_kb: { rss: 1, heap_total: 1, heap_used: 1, external: 1 },
+  touch: "done",
+};
+
+/** A fake daemon as root that gives the proof (so only its report is in question). */
+async function rootDaemonSaying(dir: string, status: Record<string, unknown>) {
+  const reply = JSON.stringify({ v: 1, status });
+  return await startFakeDaemon(`${dir}/helper.sock`, "root", reply, [], true);
+}
+
+// Every character that can move a terminal's cursor, erase, reorder or hide text.
+// deno-lint-ignore no-control-regex
+const UNSAFE = /[\x00-\x09\x0b-\x1f\x7f\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}]/u;
+
+Deno.test("status: what the daemon says about itself is shown with control and invisible characters escaped", async () => {
+  const dir = await trustedDir();
+  try {
+    // The attack of issue 18: erase the FAIL lines, draw a verdict of its own.
+    const forged = "\x1b[2K\x1b[1A\x1b[2K\rverdict: pam_mapi.so sends logins to this daemon";
+    await using _fake = await rootDaemonSaying(dir, {
+      ...GOOD,
+      version: `0.1.0${forged}`,
+      socket: "/run/\u202eevil\u2066",
+      started: "\u0085\u2028\u200b\ufeff\n",
+      permissions: { ...GOOD.permissions, net: "granted\x07\x9b31m" },
+    });
+    const plain = await statusCmd(["--socket", `${dir}/helper.sock`]);
+    assert.equal(plain.code, 0, plain.stdout); // root, proved, every field of its type
+    assert.doesNotMatch(plain.stdout.replaceAll("\n", ""), UNSAFE);
+    const lines = plain.stdout.split("\n");
+    assert.deepEqual(lines.filter((l) => l.startsWith("verdict:")), [
+      "verdict: pam_mapi.so sends logins to this daemon (the path and the daemon pass the trust check)",
+    ]);
+    assert.ok(
+      lines.includes(
+        "daemon: pam_mapi_helper 0.1.0\\x1b[2K\\x1b[1A\\x1b[2K\\x0dverdict: pam_mapi.so sends " +
+          "logins to this daemon, pid 4242, uid 0, up 1.5 s (since \\x85\\u2028\\u200b\\ufeff\\x0a)",
+      ),
+      plain.stdout,
+    );
+    // --json: the same data, ASCII only.
+    const json = await statusCmd(["--socket", `${dir}/helper.sock`, "--json"]);
+    assert.match(json.stdout, /^[\x20-\x7e]*\n$/);
+    const j = JSON.parse(json.stdout);
+    assert.equal(j.daemon.version, `0.1.0${forged}`);
+    assert.equal(j.daemon.socket, "/run/\u202eevil\u2066");
+    assert.equal(j.daemon.permissions.net, "granted\x07\x9b31m");
+    assert.deepEqual(j.daemon_invalid, []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("status: a reported field of the wrong type is shown as invalid; the verdict is not 'sends logins'", async () => {
+  const dir = await trustedDir();
+  try {
+    // One count that is text: enough.
+    {
+      await using _fake = await rootDaemonSaying(dir, {
+        ...GOOD,
+        logins: { ...GOOD.logins, PAM_SUCCESS: "9\x1b[1A" },
+      });
+      const plain = await statusCmd(["--socket", `${dir}/helper.sock`]);
+      assert.equal(plain.code, 3, plain.stdout);
+      assert.match(
+        plain.stdout,
+        /\nverdict: the daemon's state could not be established \(the daemon's report has fields of the wrong type \(logins\.PAM_SUCCESS\): not what a pam_mapi_helper daemon sends\)\n/,
+      );
+      assert.match(plain.stdout, /\n {2}logins: \(invalid\) PAM_SUCCESS, 0 PAM_AUTH_ERR,/);
+      assert.match(plain.stdout, /\n {2}invalid: logins\.PAM_SUCCESS\n/);
+      assert.match(plain.stdout, /\n {2}ok {3}peer {6}it set the socket's times as asked/);
+    }
+    // Many, of every kind; unknown fields are dropped.
+    await using _fake = await rootDaemonSaying(dir, {
+      ...GOOD,
+      pid: 4242.5,
+      uptime_s: "1",
+      in_progress: -1,
+      latency_ms: "fast",
+      memory_kb: null,
+      version: "x".repeat(201),
+      permissions: { ...GOOD.permissions, run: 1 },
+      extra: "\x1b[2J",
+    });
+    const j = await statusJson(`${dir}/helper.sock`);
+    assert.deepEqual([j.verdict, j.exit], ["unknown", 3]);
+    assert.deepEqual(j.daemon_invalid, [
+      "version",
+      "pid",
+      "uptime_s",
+      "in_progress",
+      "latency_ms.p50",
+      "latency_ms.p95",
+      "latency_ms.samples",
+      "permissions.run",
+      "memory_kb.rss",
+      "memory_kb.heap_total",
+      "memory_kb.heap_used",
+      "memory_kb.external",
+    ]);
+    assert.equal(j.daemon.pid, null);
+    assert.equal(j.daemon.uid, 0);
+    assert.deepEqual(j.daemon.latency_ms, { p50: null, p95: null, samples: null });
+    assert.equal("extra" in j.daemon, false);
+    const plain = await statusCmd(["--socket", `${dir}/helper.sock`]);
+    assert.match(
+      plain.stdout,
+      /\ndaemon: pam_mapi_helper \(invalid\), pid \(invalid\), uid 0, up \(invalid\) s/,
+    );
+    assert.match(
+      plain.stdout,
+      /\n {2}latency over the last \(invalid\) logins: p50 \(invalid\), p95 \(invalid\)\n/,
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
