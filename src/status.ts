@@ -11,12 +11,17 @@ import {
   type DaemonStatus,
   decodeStatusReply,
   encodeStatusQuery,
+  PROOF_HOLD_MS,
   StatusReplyError,
 } from "./status_query.ts";
 import { checkSocketPath, DEFAULT_DAEMON_SOCKET, trustedUids } from "./trust.ts";
 
 const USAGE = "Usage: pam_mapi_helper status [--socket PATH] [--json]\n";
 const TIMEOUT_MS = 5000;
+/** How often to ask while other status queries' proofs are in the way (§7.4). */
+const PROOF_TRIES = 6;
+/** The times must be looked at this much within the daemon's hold: clocks tick in steps. */
+const PROOF_MARGIN_MS = 100;
 const MAX_REPLY = 65536;
 const enc = new TextEncoder();
 
@@ -106,112 +111,147 @@ async function examine(path: string): Promise<Report> {
   steps.push(...where.steps.map((s) => ({ step: s.kind, path: s.path, ok: s.ok, text: s.text })));
   if (where.missing) return report("helper", "no socket at that path");
   const pathOk = where.ok;
-  // Then connect and ask (a status query carries no secret, so an untrusted daemon is asked too).
-  // A recent time no one else is likely to pick (milliseconds count); well within TOUCH_WINDOW_MS.
-  const touch = Date.now() - 1000 - Math.floor(Math.random() * 300_000);
-  let answer;
-  try {
-    answer = await ask(path, touch);
-  } catch (e) {
-    const refused = e instanceof Deno.errors.ConnectionRefused;
-    const denied = e instanceof Deno.errors.PermissionDenied;
-    const gone = e instanceof Deno.errors.NotFound;
-    const why = refused
-      ? "connection refused (no daemon listens: a stale socket)"
-      : denied
-      ? "permission denied (pam_mapi.so, when it gets this, starts the helper)"
-      : `${errorText(e)}`;
-    steps.push({ step: "connect", ok: false, text: why });
-    if (!pathOk) return report("refused", "the socket's path fails the trust check");
-    if (refused || denied || gone) return report("helper", why);
-    return report("unknown", `no status from the daemon: ${why}`);
+  // Then connect and ask (a status query carries no secret, so an untrusted daemon is asked too);
+  // again while another query's proof is in the way (§7.4), PROOF_TRIES times at most.
+  for (let tries = 1;; tries++) {
+    // A recent time no one else is likely to pick (milliseconds count); well within
+    // TOUCH_WINDOW_MS.
+    const touch = Date.now() - 1000 - Math.floor(Math.random() * 300_000);
+    const sent = performance.now();
+    let answer;
+    try {
+      answer = await ask(path, touch);
+    } catch (e) {
+      const refused = e instanceof Deno.errors.ConnectionRefused;
+      const denied = e instanceof Deno.errors.PermissionDenied;
+      const gone = e instanceof Deno.errors.NotFound;
+      const why = refused
+        ? "connection refused (no daemon listens: a stale socket)"
+        : denied
+        ? "permission denied (pam_mapi.so, when it gets this, starts the helper)"
+        : `${errorText(e)}`;
+      steps.push({ step: "connect", ok: false, text: why });
+      if (!pathOk) return report("refused", "the socket's path fails the trust check");
+      if (refused || denied || gone) return report("helper", why);
+      return report("unknown", `no status from the daemon: ${why}`);
+    }
+    let status: Reported<DaemonStatus>;
+    try {
+      ({ status, invalid } = checkStatus(decodeStatusReply(answer.text)));
+    } catch (e) {
+      const why = e instanceof StatusReplyError ? e.message : errorText(e);
+      steps.push({ step: "connect", ok: true, text: "connected and asked for the status" });
+      steps.push({ step: "reply", ok: false, text: why });
+      if (!pathOk) return report("refused", "the socket's path fails the trust check");
+      return report("unknown", `the daemon answered, but not a status: ${why}`);
+    }
+    // Check 2: who answers? It proves it by setting the socket's times to the value we chose,
+    // which only the socket's owner or root can do.
+    const peer = provePeer(path, touch, sent, status, trusted);
+    if (peer.outcome === "inconclusive" && tries < PROOF_TRIES && pathOk) {
+      await new Promise((r) => setTimeout(r, peer.retryMs));
+      continue;
+    }
+    steps.push({ step: "connect", ok: true, text: "connected and asked for the status" });
+    steps.push({ step: "reply", ok: true, text: `answered in ${answer.ms.toFixed(1)} ms` });
+    const ok = peer.outcome === "proven";
+    steps.push({
+      step: "peer",
+      ok,
+      text: peer.outcome === "inconclusive"
+        ? `could not tell who it is: ${peer.text}, in each of ${PROOF_TRIES} tries (another ` +
+          "status query's proof was in the way: run status again)"
+        : peer.text,
+    });
+    if (!pathOk) return report("refused", "the socket's path fails the trust check", status);
+    if (!ok) {
+      return report(
+        peer.outcome === "refused" ? "refused" : "unknown",
+        "the daemon did not prove it runs as root or the service account",
+        status,
+      );
+    }
+    if (invalid.length > 0) {
+      return report(
+        "unknown",
+        `the daemon's report has fields of the wrong type (${invalid.slice(0, 8).join(", ")}${
+          invalid.length > 8 ? ", ..." : ""
+        }): not what a pam_mapi_helper daemon sends`,
+        status,
+      );
+    }
+    return report("daemon", "the path and the daemon pass the trust check", status);
   }
-  steps.push({ step: "connect", ok: true, text: "connected and asked for the status" });
-  let status: Reported<DaemonStatus>;
-  try {
-    ({ status, invalid } = checkStatus(decodeStatusReply(answer.text)));
-  } catch (e) {
-    const why = e instanceof StatusReplyError ? e.message : errorText(e);
-    steps.push({ step: "reply", ok: false, text: why });
-    if (!pathOk) return report("refused", "the socket's path fails the trust check");
-    return report("unknown", `the daemon answered, but not a status: ${why}`);
-  }
-  steps.push({ step: "reply", ok: true, text: `answered in ${answer.ms.toFixed(1)} ms` });
-  // Check 2: who answers? It proves it by setting the socket's times to the value we chose,
-  // which only the socket's owner or root can do.
-  const peer = provePeer(path, touch, status, trusted);
-  steps.push({ step: "peer", ok: peer.ok, text: peer.text });
-  if (!pathOk) return report("refused", "the socket's path fails the trust check", status);
-  if (!peer.ok) {
-    return report(
-      peer.refused ? "refused" : "unknown",
-      "the daemon did not prove it runs as root or the service account",
-      status,
-    );
-  }
-  if (invalid.length > 0) {
-    return report(
-      "unknown",
-      `the daemon's report has fields of the wrong type (${invalid.slice(0, 8).join(", ")}${
-        invalid.length > 8 ? ", ..." : ""
-      }): not what a pam_mapi_helper daemon sends`,
-      status,
-    );
-  }
-  return report("daemon", "the path and the daemon pass the trust check", status);
+}
+
+interface Proof {
+  /** "refused": it failed the proof; "inconclusive": another query's proof was in the way (ask
+   * again after retryMs); "broken": its report is too broken to judge by. */
+  outcome: "proven" | "refused" | "inconclusive" | "broken";
+  text: string;
+  retryMs: number;
 }
 
 /**
- * Check 2 of §7.2, by the proof of §7.4. `refused`: the daemon failed it (as opposed to a report
- * too broken to judge by).
+ * Check 2 of §7.2, by the proof of §7.4, for a query sent at `sent` (performance.now()). The
+ * daemon holds the times it set for PROOF_HOLD_MS, so times that are not ours, looked at within
+ * that time of sending, were not set by the daemon answering; looked at later, they prove nothing.
  */
 function provePeer(
   path: string,
   touch: number,
+  sent: number,
   status: Reported<DaemonStatus>,
   trusted: Map<number, string>,
-): { ok: boolean; refused: boolean; text: string } {
+): Proof {
   const says = `it says pid ${status.pid}, uid ${status.uid}`;
+  const result = (outcome: Proof["outcome"], text: string, retryMs = 0) => ({
+    outcome,
+    text,
+    retryMs,
+  });
   if (typeof status.uid !== "number" || typeof status.touch !== "string") {
-    return {
-      ok: false,
-      refused: false,
-      text: `its report names no valid uid or proof (touch); ${says}`,
-    };
+    return result("broken", `its report names no valid uid or proof (touch); ${says}`);
+  }
+  if (status.touch.startsWith("busy:")) {
+    // "busy: held for another status query's proof for N ms more": wait that long (bounded).
+    const left = Number(/ for (\d+) ms more$/.exec(status.touch)?.[1] ?? PROOF_HOLD_MS);
+    const wait = Math.min(Math.max(left, 0), PROOF_HOLD_MS) + 1 + Math.random() * 10;
+    return result("inconclusive", "the daemon held its times for another query's proof", wait);
   }
   let info: Deno.FileInfo;
   try {
     info = Deno.statSync(path);
   } catch (e) {
-    return {
-      ok: false,
-      refused: false,
-      text: `cannot examine the socket again (${(e as Error).name}); ${says}`,
-    };
+    return result("broken", `cannot examine the socket again (${(e as Error).name}); ${says}`);
   }
+  const looked = performance.now() - sent;
   const owner = info.uid ?? -1;
   if (status.touch !== "done" || info.mtime?.getTime() !== touch) {
-    return {
-      ok: false,
-      refused: true,
-      text: `it did not set the socket's times as asked (${
+    if (status.touch === "done" && looked >= PROOF_HOLD_MS - PROOF_MARGIN_MS) {
+      return result(
+        "inconclusive",
+        `status looked at the socket's times ${Math.round(looked)} ms after asking, too late`,
+        Math.random() * 50,
+      );
+    }
+    return result(
+      "refused",
+      `it did not set the socket's times as asked (${
         status.touch.slice(0, 80)
       }): it cannot show it runs as the socket's owner or root; ${says}`,
-    };
+    );
   }
   if (status.uid !== owner && status.uid !== 0) {
-    return { ok: false, refused: true, text: `the socket belongs to uid ${owner}, but ${says}` };
+    return result("refused", `the socket belongs to uid ${owner}, but ${says}`);
   }
   const name = trusted.get(status.uid) ?? `uid ${status.uid}`;
-  if (!trusted.has(status.uid)) {
-    return { ok: false, refused: true, text: `runs as ${name}; ${says}` };
-  }
-  return {
-    ok: true,
-    refused: false,
-    text: `it set the socket's times as asked, which only its owner or root can: it runs as ` +
+  if (!trusted.has(status.uid)) return result("refused", `runs as ${name}; ${says}`);
+  return result(
+    "proven",
+    `it set the socket's times as asked, which only its owner or root can: it runs as ` +
       `${name}; pid ${status.pid}`,
-  };
+  );
 }
 
 function plain(r: Report): string {

@@ -9,6 +9,12 @@ import type { PoolStats } from "./pool.ts";
 
 /** How far from the daemon's clock the time to set may be (ms): no arbitrary dates. */
 export const TOUCH_WINDOW_MS = 10 * 60 * 1000;
+/**
+ * After it set its socket's times, the daemon sets them for no other query for this long (ms),
+ * answering "busy: ... for N ms more" instead: the client that asked looks at them within that
+ * time, and nobody else's query can change them under it (§7.4).
+ */
+export const PROOF_HOLD_MS = 500;
 /** A status query is short; anything longer is treated as a login request. */
 const MAX_QUERY = 256;
 

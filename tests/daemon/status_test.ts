@@ -4,7 +4,15 @@
 // a daemon that answers as nobody, a socket owned by nobody, a daemon that answers garbage.
 import assert from "node:assert/strict";
 import { startKopanoSim } from "../kopano_sim/mod.ts";
-import { AS_NOBODY, login, runHelper, startDaemon, startFakeDaemon, trustedDir } from "./lib.ts";
+import {
+  AS_NOBODY,
+  ask,
+  login,
+  runHelper,
+  startDaemon,
+  startFakeDaemon,
+  trustedDir,
+} from "./lib.ts";
 
 const statusCmd = (args: string[], wrap: string[] = []) => runHelper(["status", ...args], wrap);
 
@@ -65,6 +73,9 @@ Deno.test("status: a trusted daemon, step by step, with its counters; exit 0 (al
   assert.match(plain.stdout, /\n {2}Kopano connections: 1 open \(1 idle\); 1 opened and 1 reused/);
   assert.match(plain.stdout, /\nexit 0\n$/);
 
+  // Another proof holds the socket's times for 0.5 s (protocol.md §7.4): wait it out, so that
+  // this query is answered at once and counted once.
+  await new Promise((r) => setTimeout(r, 600));
   const j = await statusJson(d.socket);
   assert.equal(j.verdict, "daemon");
   assert.ok(j.steps.every((s: { ok: boolean }) => s.ok));
@@ -353,4 +364,79 @@ Deno.test("status: a reported field of the wrong type is shown as invalid; the v
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+/** Status queries back to back, each with a time of its own, as nobody, until killed. */
+const DISTURBER = `
+import json, random, socket, sys, time
+while True:
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(sys.argv[1])
+    t = int(time.time() * 1000) - 1000 - random.randrange(300000)
+    s.sendall(json.dumps({"v": 1, "query": "status", "touch": t}).encode())
+    s.shutdown(socket.SHUT_WR)
+    while s.recv(65536):
+        pass
+    s.close()
+`;
+
+Deno.test("status: another user's status queries at the same moment never make a genuine daemon 'refused'", async () => {
+  const dir = await trustedDir();
+  await using _dir = { [Symbol.asyncDispose]: () => Deno.remove(dir, { recursive: true }) };
+  await using d = await startDaemon({
+    dir,
+    args: ["--socket", `${dir}/helper.sock`, "--socket-mode", "0666"],
+  });
+  const disturbers = Array.from({ length: 2 }, () =>
+    new Deno.Command("setpriv", {
+      args: [...AS_NOBODY.slice(1), "/usr/bin/python3", "-c", DISTURBER, d.socket],
+      stdout: "null",
+      stderr: "null",
+    }).spawn());
+  const verdicts: string[] = [];
+  try {
+    await new Promise((r) => setTimeout(r, 200));
+    for (let i = 0; i < 6; i++) {
+      const j = await statusJson(d.socket);
+      verdicts.push(`${j.verdict}: ${j.steps.at(-1).text}`);
+    }
+  } finally {
+    for (const p of disturbers) p.kill("SIGKILL");
+    await Promise.all(disturbers.map((p) => p.status));
+  }
+  const refused = verdicts.filter((v) => v.startsWith("refused"));
+  assert.deepEqual(refused, [], verdicts.join("\n"));
+  for (const v of verdicts) {
+    assert.match(
+      v,
+      /^(daemon: it set the socket's times as asked|unknown: could not tell who it is: )/,
+    );
+  }
+  // Undisturbed, the same daemon proves itself at once.
+  assert.equal((await statusJson(d.socket)).verdict, "daemon");
+});
+
+Deno.test("status: the daemon holds its socket's times for the query that set them; others are told to wait", async () => {
+  await using d = await startDaemon();
+  const query = (ago: number) =>
+    ask(d.socket, JSON.stringify({ v: 1, query: "status", touch: Date.now() - ago }));
+  const touched = async (ago: number) => JSON.parse((await query(ago)).text).status.touch;
+  // Two queries within the hold (0.5 s): on a machine too loaded for that, try again.
+  for (let tries = 1;; tries++) {
+    const t0 = performance.now();
+    const first = await touched(5000);
+    const set = (await Deno.lstat(d.socket)).mtime!.getTime();
+    const second = await touched(9000);
+    const after = (await Deno.lstat(d.socket)).mtime!.getTime();
+    if (performance.now() - t0 < 400) {
+      assert.equal(first, "done");
+      assert.match(second, /^busy: held for another status query's proof for \d+ ms more$/);
+      assert.equal(after, set, "the times stayed the first's");
+      break;
+    }
+    assert.ok(tries < 5, "no two queries within 0.4 s in 5 tries");
+    await new Promise((r) => setTimeout(r, 600));
+  }
+  await new Promise((r) => setTimeout(r, 600));
+  assert.equal(await touched(7000), "done", "after the hold, the next may set them");
 });
