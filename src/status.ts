@@ -7,11 +7,11 @@ import { Deadline } from "./deadline.ts";
 import { closeQuietly, errorText } from "./http.ts";
 import { escapeUnsafe } from "./log_text.ts";
 import { checkStatus, type Reported } from "./status_fields.ts";
+import { provePeer } from "./status_proof.ts";
 import {
   type DaemonStatus,
   decodeStatusReply,
   encodeStatusQuery,
-  PROOF_HOLD_MS,
   StatusReplyError,
 } from "./status_query.ts";
 import { checkSocketPath, DEFAULT_DAEMON_SOCKET, trustedUids } from "./trust.ts";
@@ -20,8 +20,6 @@ const USAGE = "Usage: pam_mapi_helper status [--socket PATH] [--json]\n";
 const TIMEOUT_MS = 5000;
 /** How often to ask while other status queries' proofs are in the way (§7.4). */
 const PROOF_TRIES = 6;
-/** The times must be looked at this much within the daemon's hold: clocks tick in steps. */
-const PROOF_MARGIN_MS = 100;
 const MAX_REPLY = 65536;
 const enc = new TextEncoder();
 
@@ -159,8 +157,9 @@ async function examine(path: string): Promise<Report> {
       step: "peer",
       ok,
       text: peer.outcome === "inconclusive"
-        ? `could not tell who it is: ${peer.text}, in each of ${PROOF_TRIES} tries (another ` +
-          "status query's proof was in the way: run status again)"
+        ? `could not tell who it is: ${peer.text}${
+          tries > 1 ? `, in each of ${tries} tries` : ""
+        } (another status query's proof was in the way: run status again)`
         : peer.text,
     });
     if (!pathOk) return report("refused", "the socket's path fails the trust check", status);
@@ -182,76 +181,6 @@ async function examine(path: string): Promise<Report> {
     }
     return report("daemon", "the path and the daemon pass the trust check", status);
   }
-}
-
-interface Proof {
-  /** "refused": it failed the proof; "inconclusive": another query's proof was in the way (ask
-   * again after retryMs); "broken": its report is too broken to judge by. */
-  outcome: "proven" | "refused" | "inconclusive" | "broken";
-  text: string;
-  retryMs: number;
-}
-
-/**
- * Check 2 of §7.2, by the proof of §7.4, for a query sent at `sent` (performance.now()). The
- * daemon holds the times it set for PROOF_HOLD_MS, so times that are not ours, looked at within
- * that time of sending, were not set by the daemon answering; looked at later, they prove nothing.
- */
-function provePeer(
-  path: string,
-  touch: number,
-  sent: number,
-  status: Reported<DaemonStatus>,
-  trusted: Map<number, string>,
-): Proof {
-  const says = `it says pid ${status.pid}, uid ${status.uid}`;
-  const result = (outcome: Proof["outcome"], text: string, retryMs = 0) => ({
-    outcome,
-    text,
-    retryMs,
-  });
-  if (typeof status.uid !== "number" || typeof status.touch !== "string") {
-    return result("broken", `its report names no valid uid or proof (touch); ${says}`);
-  }
-  if (status.touch.startsWith("busy:")) {
-    // "busy: held for another status query's proof for N ms more": wait that long (bounded).
-    const left = Number(/ for (\d+) ms more$/.exec(status.touch)?.[1] ?? PROOF_HOLD_MS);
-    const wait = Math.min(Math.max(left, 0), PROOF_HOLD_MS) + 1 + Math.random() * 10;
-    return result("inconclusive", "the daemon held its times for another query's proof", wait);
-  }
-  let info: Deno.FileInfo;
-  try {
-    info = Deno.statSync(path);
-  } catch (e) {
-    return result("broken", `cannot examine the socket again (${(e as Error).name}); ${says}`);
-  }
-  const looked = performance.now() - sent;
-  const owner = info.uid ?? -1;
-  if (status.touch !== "done" || info.mtime?.getTime() !== touch) {
-    if (status.touch === "done" && looked >= PROOF_HOLD_MS - PROOF_MARGIN_MS) {
-      return result(
-        "inconclusive",
-        `status looked at the socket's times ${Math.round(looked)} ms after asking, too late`,
-        Math.random() * 50,
-      );
-    }
-    return result(
-      "refused",
-      `it did not set the socket's times as asked (${
-        status.touch.slice(0, 80)
-      }): it cannot show it runs as the socket's owner or root; ${says}`,
-    );
-  }
-  if (status.uid !== owner && status.uid !== 0) {
-    return result("refused", `the socket belongs to uid ${owner}, but ${says}`);
-  }
-  const name = trusted.get(status.uid) ?? `uid ${status.uid}`;
-  if (!trusted.has(status.uid)) return result("refused", `runs as ${name}; ${says}`);
-  return result(
-    "proven",
-    `it set the socket's times as asked, which only its owner or root can: it runs as ` +
-      `${name}; pid ${status.pid}`,
-  );
 }
 
 function plain(r: Report): string {
