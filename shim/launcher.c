@@ -3,6 +3,8 @@
  * first whether Deno may use its code cache. Deno loads compiled V8 code from the cache directory
  * (DENO_DIR/v8_code_cache_v2) before any of the helper's code runs, and runs it as root: whoever
  * can write that directory or a file in it can make a wrong password pass. So, in this order:
+ *   every descriptor above 2 closed (a shell or a host may hold a secret open: `exec 7</etc/shadow;
+ *   runuser -u pam_mapi -- pam_mapi_helper serve` must not hand it on to the daemon);
  *   umask 077 (what Deno creates is root's alone), RLIMIT_CORE 0/0 (no core, also for `check`
  *   run by hand);
  *   the Deno runtime and the bundle must be regular files owned by root (or the user running this)
@@ -28,6 +30,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fds.h"
 #include "launcher_paths.h"   /* PAM_MAPI_DENO, PAM_MAPI_BUNDLE, PAM_MAPI_PAM_BUNDLE, PAM_MAPI_CACHE_DIR */
 #include "path_check.h"
 
@@ -190,6 +193,7 @@ int main(int argc, char **argv)
 	size_t n = 0;
 	bool serve, pam;
 
+	fds_close_span(3, ~0U, fds_loop_max());
 	umask(077);
 	if (setrlimit(RLIMIT_CORE, &no_core) != 0)
 		die("setrlimit", strerror(errno));
