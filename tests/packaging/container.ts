@@ -20,13 +20,15 @@ const PID1 = "if [ -d /sys/fs/cgroup/memory ]; then " +
   "mount -o remount,bind,rw /sys/fs/cgroup/memory || exit 1; fi; exec /lib/systemd/systemd";
 
 // $1 = the container's directory (removed at the end), then nspawn's arguments. CGROUPS: the
-// cgroup directories made for it, one per hierarchy. Writes nspawn's pid to DIR/nspawn.pid and its
-// output (the container's console) to DIR.log.
+// cgroup directories made for it, one per hierarchy; NSPAWN_RUN_NEW: set when /run/systemd/nspawn
+// did not exist before. Writes nspawn's pid to DIR/nspawn.pid and its output (the container's
+// console) to DIR/console.log, whose end it prints before it removes DIR.
 const SUPERVISOR = `
 dir=$1; shift
-exec 3<&0 2>>"$dir.log"
+log=$dir/console.log
+exec 3<&0 2>>"$log"
 for d in $CGROUPS; do echo $$ > "$d/cgroup.procs"; done
-systemd-nspawn "$@" </dev/null >>"$dir.log" 2>&1 3<&- &
+systemd-nspawn "$@" </dev/null >>"$log" 2>&1 3<&- &
 ns=$!
 echo "$ns" > "$dir/nspawn.pid"
 # (a background job's own standard input would be /dev/null)
@@ -38,6 +40,12 @@ for d in $CGROUPS; do
   echo $$ > "\${d%/*}/cgroup.procs"
   find "$d" -depth -type d -exec rmdir {} \\;
 done
+# nspawn's lock and propagation directories, when they were made for this container (rmdir
+# leaves them to another container that uses them now)
+if [ -n "$NSPAWN_RUN_NEW" ]; then
+  for d in locks propagate ""; do rmdir "/run/systemd/nspawn/$d" 2>/dev/null; done
+fi
+tail -n 40 "$log"
 rm -rf --one-file-system "$dir"
 exit $rc
 `;
@@ -98,7 +106,8 @@ async function waitUntil(check: () => Promise<boolean>, what: string, ms: number
 export class Container implements AsyncDisposable {
   #child: Deno.ChildProcess;
   #closed: Promise<{ code: number; console: string }> | null = null;
-  #nspawnRunDirExisted = true;
+  /** What the supervisor prints when it ends: the console's last lines. */
+  #lastWords: Promise<string>;
 
   private constructor(
     /** The container's directory on the host (its root is DIR/root), gone after poweroff. */
@@ -113,8 +122,12 @@ export class Container implements AsyncDisposable {
     readonly leader: number,
     /** The container's PID namespace ("pid:[inode]"), to find its processes. */
     readonly pidNamespace: string,
+    /** Whether nspawn made /run/systemd/nspawn for it (removed again after poweroff). */
+    readonly nspawnRunDirNew: boolean,
+    lastWords: Promise<string>,
   ) {
     this.#child = child;
+    this.#lastWords = lastWords;
   }
 
   /** The container's root directory on the host (its tmpfs mounts, such as /run, are not here:
@@ -123,9 +136,9 @@ export class Container implements AsyncDisposable {
     return `${this.dir}/root`;
   }
 
-  /** The console output so far (systemd's boot and shutdown messages). */
+  /** The console output so far (systemd's boot messages). */
   console(): Promise<string> {
-    return Deno.readTextFile(`${this.dir}.log`).catch(() => "");
+    return Deno.readTextFile(`${this.dir}/console.log`).catch(() => "");
   }
 
   /**
@@ -134,13 +147,11 @@ export class Container implements AsyncDisposable {
    */
   static async boot(o: ContainerOptions): Promise<Container> {
     const dir = await Deno.makeTempDir({ prefix: "pam_mapi_container_" });
-    const nspawnRunDirExisted = await Deno.lstat("/run/systemd/nspawn").then(
-      () => true,
-      () => false,
-    );
+    const nspawnRunDirNew = await Deno.lstat("/run/systemd/nspawn").then(() => false, () => true);
     const name = dir.slice(dir.lastIndexOf("/") + 1).replaceAll("_", "-");
     const cgroups: string[] = [];
     let child: Deno.ChildProcess | null = null;
+    let c: Container | null = null;
     try {
       await Deno.mkdir(`${dir}/root`);
       const x = await run("tar", [
@@ -183,11 +194,12 @@ export class Container implements AsyncDisposable {
       ];
       child = new Deno.Command("sh", {
         args: ["-c", SUPERVISOR, "sh", dir, ...args],
-        env: { CGROUPS: cgroups.join(" ") },
+        env: { CGROUPS: cgroups.join(" "), NSPAWN_RUN_NEW: nspawnRunDirNew ? "1" : "" },
         stdin: "piped",
-        stdout: "null",
+        stdout: "piped",
         stderr: "null",
       }).spawn();
+      const lastWords = new Response(child.stdout).text();
       const exited = child.status.then((s) => s.code);
       let nspawnPid = 0;
       let leader = 0;
@@ -196,9 +208,7 @@ export class Container implements AsyncDisposable {
       await waitUntil(
         async () => {
           if (await Promise.race([exited, Promise.resolve(null)]) !== null) {
-            throw new Error(
-              `systemd-nspawn ended at once:\n${await Deno.readTextFile(`${dir}.log`)}`,
-            );
+            throw new Error(`systemd-nspawn ended at once:\n${await lastWords}`);
           }
           nspawnPid ||= Number(await Deno.readTextFile(`${dir}/nspawn.pid`).catch(() => "0"));
           if (!nspawnPid) return false;
@@ -214,33 +224,44 @@ export class Container implements AsyncDisposable {
         "the container's systemd to start",
         30_000,
       );
-      const c = new Container(dir, name, cgroups, child, nspawnPid, leader, pidNamespace);
-      c.#nspawnRunDirExisted = nspawnRunDirExisted;
+      const booted = new Container(
+        dir,
+        name,
+        cgroups,
+        child,
+        nspawnPid,
+        leader,
+        pidNamespace,
+        nspawnRunDirNew,
+        lastWords,
+      );
+      c = booted;
       // (systemctl cannot connect until systemd has made its private socket)
-      let up = await c.run("systemctl", ["is-system-running", "--wait"]);
+      let up = await booted.run("timeout", ["120", "systemctl", "is-system-running", "--wait"]);
       await waitUntil(
         async () => {
           if (!/Failed to connect to bus/.test(up.stderr)) return true;
-          up = await c.run("systemctl", ["is-system-running", "--wait"]);
+          up = await booted.run("timeout", ["120", "systemctl", "is-system-running", "--wait"]);
           return false;
         },
         "systemctl to reach the container's systemd",
         30_000,
       );
       if (!/^(running|degraded)$/.test(up.stdout.trim())) {
-        throw new Error(`the container did not start: ${up.stdout}${up.stderr}\n${await c
+        throw new Error(`the container did not start: ${up.stdout}${up.stderr}\n${await booted
           .console()}`);
       }
-      return c;
+      return booted;
     } catch (e) {
-      if (child) {
+      if (c) {
+        await c.poweroff();
+      } else if (child) {
         await child.stdin.close().catch(() => {});
         await child.status;
       } else {
         for (const cg of cgroups.reverse()) await Deno.remove(cg).catch(() => {});
         await Deno.remove(dir, { recursive: true }).catch(() => {});
       }
-      await Deno.remove(`${dir}.log`).catch(() => {});
       throw e;
     }
   }
@@ -301,8 +322,8 @@ export class Container implements AsyncDisposable {
         clearTimeout(timer);
         return done;
       };
-      await this.run("systemctl", ["poweroff", "--no-block"]);
-      let clean = await ended(60_000);
+      const asked = await this.run("systemctl", ["poweroff", "--no-block"]);
+      let clean = asked.code === 0 && await ended(60_000);
       await this.#child.stdin.close().catch(() => {}); // the supervisor: stop nspawn, clean up
       if (!clean) clean = await ended(30_000);
       if (!clean) {
@@ -315,16 +336,8 @@ export class Container implements AsyncDisposable {
         }
       }
       const status = await this.#child.status;
-      const text = await this.console();
-      await Deno.remove(`${this.dir}.log`).catch(() => {});
-      if (!this.#nspawnRunDirExisted) {
-        // nspawn's lock and propagation directories, made for it (empty now, unless another
-        // container runs: rmdir leaves them then)
-        for (const d of ["locks", "propagate", ""]) {
-          await Deno.remove(`/run/systemd/nspawn/${d}`).catch(() => {});
-        }
-      }
-      return { code: status.code, console: text.split("\n").slice(-15).join("\n") };
+      const text = await this.#lastWords;
+      return { code: status.code, console: text };
     })();
     return this.#closed;
   }
@@ -337,7 +350,8 @@ export class Container implements AsyncDisposable {
 /** What a container may have left on the host: its directory, cgroups, mounts, processes. */
 export async function leftoversOf(c: Container): Promise<string[]> {
   const left: string[] = [];
-  for (const p of [c.dir, `${c.dir}.log`, ...c.cgroups]) {
+  const nspawnRun = c.nspawnRunDirNew ? ["/run/systemd/nspawn"] : [];
+  for (const p of [c.dir, ...c.cgroups, ...nspawnRun]) {
     if (await Deno.lstat(p).then(() => true, () => false)) left.push(p);
   }
   for await (const e of Deno.readDir("/proc")) {
