@@ -1,107 +1,113 @@
-// The fork path's latency from the installed package (in the container) against the build tree's
-// (on the host), measured in the same run: pam_bench, whole PAM transactions with daemon=off
-// against the same Kopano-compatible server, in alternating rounds so that the machine's load
-// falls on both alike. The build tree's side is set up as deno task bench sets up its fork row
-// (scripts/bench/workspace.ts): a private copy of the built module and bundle, with a launcher
-// whose code cache is a fresh directory, as /var/cache/pam_mapi is after an installation.
-import { buildDriver, drive, type DriverRun } from "../../scripts/bench/driver.ts";
-import { median } from "../../scripts/bench/stats.ts";
+// The fork path's latency from the installed package against the build tree's, measured in the
+// same run and in the same place: both in the container, through pam_bench (whole PAM
+// transactions, daemon=off) against the same Kopano-compatible server, one login of each side in
+// turn, so that the machine's load falls on both alike and only the package differs. The build tree's side is set up as deno task bench sets up its fork row
+// (scripts/bench/workspace.ts): a copy of the built module and helper in a root-owned directory,
+// the bundle's launcher built again for that directory, with a fresh code cache there, as
+// /var/cache/pam_mapi is after an installation.
+import { median, percentile } from "../../scripts/bench/stats.ts";
 import { buildLauncher, launcherInfo, pamBundlePath } from "../../scripts/lib/helper_build.ts";
 import type { Container } from "./container.ts";
 import { pamBench, pamService } from "./in_container.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
+/** Where the build tree's copy goes in the container. */
+const TREE = "/opt/build-tree";
 
-export interface BuildTree extends AsyncDisposable {
-  /** pam_bench, built for this machine's libpam (the container's, of the same suite, too). */
-  pamBench: string;
-  conf: string;
-}
-
-/** A private copy of dist/ and a pam.d service "fork" naming it, daemon=off, against `url`. */
-export async function buildTreeFork(url: string): Promise<BuildTree> {
-  const dir = await Deno.makeTempDir({ prefix: "pam_mapi_forktime_" });
-  try {
-    await Deno.chmod(dir, 0o755);
-    const info = await launcherInfo(`${ROOT}/dist/pam_mapi_helper`);
-    if (!info) throw new Error("dist/pam_mapi_helper is not the bundle's launcher");
+/**
+ * Copies dist/ into the container (with the Deno runtime the launcher runs, when the helper is the
+ * bundle) and names it in the pam.d service "fork-tree"; returns a function that removes it.
+ */
+async function copyBuildTree(c: Container, url: string): Promise<() => Promise<void>> {
+  const dir = `${c.root}${TREE}`;
+  await Deno.mkdir(dir, { mode: 0o755 });
+  const info = await launcherInfo(`${ROOT}/dist/pam_mapi_helper`);
+  if (info) {
     await Deno.copyFile(info.bundle, `${dir}/pam_mapi_helper.js`);
     await Deno.copyFile(info.pam_bundle, pamBundlePath(`${dir}/pam_mapi_helper.js`));
+    await Deno.copyFile(info.deno, `${dir}/deno`);
     await buildLauncher(ROOT, `${dir}/pam_mapi_helper`, {
-      deno: info.deno,
-      bundle: `${dir}/pam_mapi_helper.js`,
-      cache: `${dir}/cache`,
+      deno: `${TREE}/deno`,
+      bundle: `${TREE}/pam_mapi_helper.js`,
+      cache: `${TREE}/cache`,
     });
-    await Deno.copyFile(`${ROOT}/dist/pam_mapi.so`, `${dir}/pam_mapi.so`);
-    await buildDriver(`${dir}/pam_bench`);
-    await Deno.mkdir(`${dir}/pam.d`);
-    await Deno.writeTextFile(
-      `${dir}/pam.d/fork`,
-      `auth required ${dir}/pam_mapi.so helper=${dir}/pam_mapi_helper daemon=off socket=${url}\n`,
-    );
-    return {
-      pamBench: `${dir}/pam_bench`,
-      conf: `${dir}/pam.d`,
-      [Symbol.asyncDispose]: () => Deno.remove(dir, { recursive: true }),
-    };
-  } catch (e) {
-    await Deno.remove(dir, { recursive: true });
-    throw e;
+  } else {
+    await Deno.copyFile(`${ROOT}/dist/pam_mapi_helper`, `${dir}/pam_mapi_helper`); // compiled
   }
+  await Deno.copyFile(`${ROOT}/dist/pam_mapi.so`, `${dir}/pam_mapi.so`);
+  for (const f of ["pam_mapi.so", "pam_mapi_helper", "deno"]) {
+    await Deno.chmod(`${dir}/${f}`, 0o755).catch(() => {}); // (no deno for a compiled helper)
+  }
+  await pamService(c, "fork-tree", [
+    `auth required ${TREE}/pam_mapi.so helper=${TREE}/pam_mapi_helper daemon=off socket=${url}`,
+  ]);
+  return async () => {
+    await Deno.remove(dir, { recursive: true });
+    await Deno.remove(`${c.root}/etc/pam.d/fork-tree`);
+  };
 }
 
 export interface ForkTiming {
-  /** p50 of every login, and the lowest and highest p50 of a round, in ms. */
-  installed: { p50: number; rounds: [number, number] };
-  buildTree: { p50: number; rounds: [number, number] };
-  /** installed p50 / build tree p50, over all logins and the lowest and highest of a round */
+  /** p50, p25 and p75 of each side's logins, in ms. */
+  installed: { p50: number; p25: number; p75: number };
+  buildTree: { p50: number; p25: number; p75: number };
+  /** installed p50 / build tree p50, over all logins, and over each half of the rounds */
   ratio: number;
-  roundRatios: [number, number];
+  halves: [number, number];
   logins: number;
 }
 
 /**
- * `rounds` rounds of `count` logins (alice, right password) on each side, each run after
- * `warmup` logins (the first fill each side's code cache). Short rounds, alternating which side
- * goes first, so that the load of the moment falls on both alike. pam_bench must be in the
- * container (installPamBench).
+ * `rounds` rounds, each one login on each side (alice, right password), the side that goes first
+ * alternating, so that a burst of load falls on both alike; `warmup` logins on each side first (the
+ * first fill each side's code cache). pam_bench must be in the container (installPamBench).
  */
 export async function compareForkedP50(
   c: Container,
-  tree: BuildTree,
   url: string,
-  o = { rounds: 10, count: 10, warmup: 2 },
+  o = { rounds: 100, warmup: 3 },
 ): Promise<ForkTiming> {
   await pamService(c, "fork", [`auth required pam_mapi.so daemon=off socket=${url}`]);
-  const args = ["--count", String(o.count), "--warmup", String(o.warmup)];
-  const installed = () => pamBench(c, "fork", "alice", "secret", args);
-  const built = () => drive(tree.pamBench, tree.conf, "fork", "alice", "secret", args);
-  const ms = (run: DriverRun) => {
-    const bad = [...run.results].filter(([k]) => k !== "PAM_SUCCESS");
-    if (bad.length) throw new Error(`forked logins failed: ${JSON.stringify(bad)}`);
-    return run.latUs.map((us) => us / 1000);
-  };
-  const sides = { installed: [] as number[][], buildTree: [] as number[][] };
-  for (let r = 0; r < o.rounds; r++) {
-    const first = r % 2 ? await built() : null;
-    sides.installed.push(ms(await installed()));
-    sides.buildTree.push(ms(first ?? await built()));
-  }
-  const summary = (rounds: number[][]) => {
-    const p50s = rounds.map(median);
-    return {
-      p50: median(rounds.flat()),
-      rounds: [Math.min(...p50s), Math.max(...p50s)] as [number, number],
+  const removeTree = await copyBuildTree(c, url);
+  try {
+    const once = async (service: string, warmup = 0) => {
+      const run = await pamBench(c, service, "alice", "secret", [
+        "--count",
+        "1",
+        "--warmup",
+        String(warmup),
+      ]);
+      const bad = [...run.results].filter(([k]) => k !== "PAM_SUCCESS");
+      if (bad.length) throw new Error(`forked logins failed: ${JSON.stringify(bad)}`);
+      return run.latUs[0] / 1000;
     };
-  };
-  const ratios = sides.installed.map((a, i) => median(a) / median(sides.buildTree[i]));
-  const fromPackage = summary(sides.installed);
-  const buildTree = summary(sides.buildTree);
-  return {
-    installed: fromPackage,
-    buildTree,
-    ratio: fromPackage.p50 / buildTree.p50,
-    roundRatios: [Math.min(...ratios), Math.max(...ratios)],
-    logins: o.rounds * o.count,
-  };
+    await once("fork", o.warmup);
+    await once("fork-tree", o.warmup);
+    const installed: number[] = [];
+    const buildTree: number[] = [];
+    for (let r = 0; r < o.rounds; r++) {
+      const first = r % 2 ? await once("fork-tree") : null;
+      installed.push(await once("fork"));
+      buildTree.push(first ?? await once("fork-tree"));
+    }
+    const quartiles = (v: number[]) => ({
+      p50: median(v),
+      p25: percentile(v, 25),
+      p75: percentile(v, 75),
+    });
+    const ratio = (a: number[], b: number[]) => median(a) / median(b);
+    const half = (v: number[], odd: number) => v.filter((_, i) => i % 2 === odd);
+    return {
+      installed: quartiles(installed),
+      buildTree: quartiles(buildTree),
+      ratio: ratio(installed, buildTree),
+      halves: [
+        ratio(half(installed, 0), half(buildTree, 0)),
+        ratio(half(installed, 1), half(buildTree, 1)),
+      ],
+      logins: o.rounds,
+    };
+  } finally {
+    await removeTree();
+  }
 }
