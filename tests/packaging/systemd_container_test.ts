@@ -429,23 +429,22 @@ Deno.test({
       assert.equal(mem.failcnt, 0, figures.at(-1));
     });
 
-    await step("saslauthd -a pam through the daemon (Debian 12: START=yes)", async () => {
+    await step("saslauthd -a pam through the daemon (Debian 12: after START=yes)", async () => {
       await pamService(c, "smtp", [
         `auth required pam_mapi.so socket=${http} debug`,
         "account required pam_mapi.so",
       ]);
       const mux = "/run/saslauthd/mux";
-      // Debian 12's saslauthd starts nothing until /etc/default/saslauthd says START=yes.
-      await c.ok("systemctl", ["start", "saslauthd"]);
-      assert.notEqual(
-        (await c.run("test", ["-S", mux])).code,
-        0,
-        "saslauthd started without START=yes",
-      );
-      assert.match(
-        await c.ok("journalctl", ["-u", "saslauthd", "--no-pager"]),
-        /To enable saslauthd, edit \/etc\/default\/saslauthd and set START=yes/,
-      );
+      if (spec.suite === "bookworm") {
+        // Debian 12's saslauthd starts nothing until /etc/default/saslauthd says START=yes.
+        await c.ok("systemctl", ["start", "saslauthd"]);
+        const started = (await c.run("test", ["-S", mux])).code === 0;
+        assert.ok(!started, "saslauthd started without START=yes");
+        assert.match(
+          await c.ok("journalctl", ["-u", "saslauthd", "--no-pager"]),
+          /To enable saslauthd, edit \/etc\/default\/saslauthd and set START=yes/,
+        );
+      }
       await c.ok("sh", ["-c", "echo START=yes >> /etc/default/saslauthd"]);
       await c.ok("systemctl", ["enable", "saslauthd"]);
       await c.ok("systemctl", ["restart", "saslauthd"]);
