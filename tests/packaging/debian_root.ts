@@ -1,7 +1,7 @@
 // A pristine Debian root for the container test (container.ts): debootstrap --variant=minbase of
 // the host's own suite with the packages the test needs, as a tarball.
 //
-// Made in about 50 s, so it is kept between runs in CACHE_DIR (outside the repository), one
+// Made in 40 to 50 s, so it is kept between runs in CACHE_DIR (outside the repository), one
 // tarball per suite, architecture, mirror and package list, for at most MAX_AGE (then made again,
 // with the updates published meanwhile). The cache is used only while it is safe: the directory
 // and the tarball must be root's alone (the tarball becomes a root file system that the test runs

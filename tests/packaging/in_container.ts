@@ -68,7 +68,8 @@ export async function logged<T>(
 export interface Login {
   code: number;
   out: string;
-  /** pam_mapi's lines at notice and above (the result line), without the "pam_mapi(...): ". */
+  /** pam_mapi's lines at info and above but its per-socket steps: the result line (and any
+   * warning), without the "pam_mapi(...): ". */
   result: string[];
   /** pam_mapi's warnings and errors. */
   warnings: string[];
