@@ -53,9 +53,14 @@ static const char *const deno_flags[] = {
 static const char serve_v8_flags[] =
 	"--v8-flags=--jitless,--single-threaded,--max-semi-space-size=1,--optimize-for-size";
 
-/* An empty DENO_TLS_CA_STORE: no built-in roots, https:// trusts only what the helper passes. */
+/* An empty DENO_TLS_CA_STORE: no built-in roots, https:// trusts only what the helper passes.
+ * DENO_DISABLE_NODE_SHIM=1: where PATH has no `node` (a mail server), `deno run` would link
+ * DENO_DIR/node_compat_bin/node to itself for child processes to find (Deno 2.9,
+ * cli/node_compat_shim.rs), a symbolic link that the cache check rightly refuses from then on;
+ * the helper starts no child process. */
 static const char *const fixed_env[] = {
-	"DENO_TLS_CA_STORE=", "DENO_NO_UPDATE_CHECK=1", "NO_COLOR=1", "PATH=/usr/bin:/bin",
+	"DENO_TLS_CA_STORE=", "DENO_DISABLE_NODE_SHIM=1", "DENO_NO_UPDATE_CHECK=1", "NO_COLOR=1",
+	"PATH=/usr/bin:/bin",
 };
 
 /* Writes the reason (a message cut to the buffer is fine). */

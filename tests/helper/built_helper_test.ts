@@ -25,7 +25,7 @@ Deno.test("built helper: env -i from another directory, --version, --pam, check"
     ]);
     assert.equal(
       info?.env,
-      "DENO_TLS_CA_STORE= DENO_NO_UPDATE_CHECK=1 NO_COLOR=1 PATH=/usr/bin:/bin",
+      "DENO_TLS_CA_STORE= DENO_DISABLE_NODE_SHIM=1 DENO_NO_UPDATE_CHECK=1 NO_COLOR=1 PATH=/usr/bin:/bin",
     );
     // The bundles cannot be executed by themselves, past the launcher.
     for (const js of ["pam_mapi_helper.js", "pam_mapi_helper_pam.js"]) {
