@@ -6,7 +6,7 @@
 import type { SocketSpec } from "./args.ts";
 import type { Connector } from "./attempt.ts";
 import { openConnection, targetName } from "./connect.ts";
-import { closeQuietly } from "./http.ts";
+import { closeQuietly, type Link } from "./http.ts";
 
 /** kopano-server closes TCP/TLS connections idle longer than server_recv_timeout, 5 s by default. */
 export const IDLE_TCP_MS = 4000;
@@ -16,7 +16,7 @@ export const MAX_IDLE_PER_SERVER = 16;
 export const MAX_IDLE = 128;
 
 interface Idle {
-  conn: Deno.Conn;
+  conn: Link;
   timer: ReturnType<typeof setTimeout>;
 }
 
@@ -75,7 +75,7 @@ export class ConnectionPool {
     };
   }
 
-  #take(key: string): Deno.Conn | null {
+  #take(key: string): Link | null {
     const idle = this.#idle.get(key)?.pop();
     if (!idle) return null;
     clearTimeout(idle.timer);
@@ -85,7 +85,7 @@ export class ConnectionPool {
     return idle.conn;
   }
 
-  #give(key: string, conn: Deno.Conn, idleMs: number): void {
+  #give(key: string, conn: Link, idleMs: number): void {
     const list = this.#idle.get(key) ?? [];
     if (this.#closed || list.length >= MAX_IDLE_PER_SERVER || this.#idleCount >= MAX_IDLE) {
       this.#close(conn);
@@ -107,7 +107,7 @@ export class ConnectionPool {
     this.#idleCount++;
   }
 
-  #close(conn: Deno.Conn): void {
+  #close(conn: Link): void {
     closeQuietly(conn);
     this.#open--;
   }
