@@ -17,7 +17,7 @@ export const MAX_HEADERS = 64;
 /** Interim (1xx) replies before the real one. */
 export const MAX_INTERIM = 4;
 /** Chunks of one body (gSOAP sends one per buffer it fills), and a chunk-size line. */
-export const MAX_CHUNKS = 4096;
+export const MAX_CHUNKS = 1024;
 export const MAX_CHUNK_LINE = 256;
 /** The read window: every read lands here; a line must fit in it. */
 const WINDOW = 16 * 1024;
@@ -142,11 +142,16 @@ export class Reader {
 
   /** The next line, up to CRLF (not included); `limit` bounds its length. */
   async line(limit: number): Promise<string> {
+    return String.fromCharCode(...await this.lineBytes(limit));
+  }
+
+  /** The next line's bytes, as a view that the next read may overwrite. */
+  async lineBytes(limit: number): Promise<Uint8Array> {
     for (;;) {
       const end = this.#lineEnd();
       if (end - this.#start > limit) throw new HttpError("HTTP line too long");
       if (end >= 0) {
-        const line = String.fromCharCode(...this.#win.subarray(this.#start, end));
+        const line = this.#win.subarray(this.#start, end);
         this.#start = this.#scan = end + 2;
         return line;
       }
@@ -245,17 +250,37 @@ async function readFields(r: Reader, what: string): Promise<Map<string, string[]
 /** A chunked body into `body`: at most MAX_CHUNKS chunks, then the trailer fields. */
 export async function readChunked(r: Reader, body: Body): Promise<void> {
   for (let chunks = 0;; chunks++) {
-    const sizeLine = await r.line(MAX_CHUNK_LINE);
-    const m = /^([0-9A-Fa-f]{1,8})[ \t]*(?:;.*)?$/.exec(sizeLine);
-    if (!m) throw new HttpError("malformed chunk size");
-    const size = parseInt(m[1], 16);
+    const size = chunkSize(await r.lineBytes(MAX_CHUNK_LINE));
+    if (size < 0) throw new HttpError("malformed chunk size");
     if (size === 0) break;
     if (chunks === MAX_CHUNKS) throw new HttpError(`reply in more than ${MAX_CHUNKS} chunks`);
     if (body.length + size > MAX_BODY) throw tooLarge();
     await r.copy(body, size);
-    if (await r.line(2) !== "") throw new HttpError("malformed chunk");
+    if ((await r.lineBytes(2)).length !== 0) throw new HttpError("malformed chunk");
   }
   await readFields(r, "trailer");
+}
+
+/**
+ * The size a chunk-size line gives (1 to 8 hex digits, blanks, then perhaps ";" and extensions,
+ * which are ignored), or -1. Read from the bytes: a string and a pattern per chunk would make
+ * small chunks several times dearer.
+ */
+function chunkSize(line: Uint8Array): number {
+  let size = 0;
+  let i = 0;
+  for (; i < line.length && i <= 8; i++) {
+    const c = line[i] | 0x20; // ASCII letters to lower case; digits stay digits
+    const digit = c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x66 ? c - 0x57 : -1;
+    if (digit < 0) break;
+    size = size * 16 + digit;
+  }
+  if (i === 0 || i > 8) return -1;
+  while (i < line.length && (line[i] === 0x20 || line[i] === 0x09)) i++;
+  if (i < line.length && line[i] !== 0x3b) return -1;
+  // Extensions are ignored, but a bare CR or LF in them is not a line we understand.
+  if (line.indexOf(0x0d, i) >= 0 || line.indexOf(0x0a, i) >= 0) return -1;
+  return size;
 }
 
 /** A body of `n` bytes (Content-Length) into a new Body. */
