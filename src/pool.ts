@@ -3,10 +3,12 @@
 // attempt at a time and comes back only when that attempt saw nothing wrong on it (src/http.ts
 // Channel.finish). Idle connections are closed before the server would drop them, at most a
 // few are kept per server, and connections are never shared between different trust anchors.
+// An idle connection on which anything arrives is closed, never lent (src/pool_watch.ts).
 import type { SocketSpec } from "./args.ts";
 import type { Connector } from "./attempt.ts";
 import { openConnection, targetName } from "./connect.ts";
 import { closeQuietly, type Link } from "./http.ts";
+import { Lent, Watch } from "./pool_watch.ts";
 
 /** kopano-server closes TCP/TLS connections idle longer than server_recv_timeout, 5 s by default. */
 export const IDLE_TCP_MS = 4000;
@@ -18,7 +20,17 @@ export const MAX_IDLE = 128;
 interface Idle {
   conn: Link;
   timer: ReturnType<typeof setTimeout>;
+  watch: Watch;
+  /** idle: in the pool; taking: popped, waiting a turn; lent; closed. */
+  state: "idle" | "taking" | "lent" | "closed";
 }
+
+/**
+ * One turn of the event loop: the end of a read that completed before it (bytes were waiting
+ * in the socket when the connection was taken) is seen by then. Bytes still on their way when
+ * the request goes out cannot be told from the reply, by any client.
+ */
+const nextTurn = () => new Promise<void>((r) => setTimeout(r, 0));
 
 export interface PoolStats {
   /** Connections open now (lent to a login or idle). */
@@ -54,8 +66,8 @@ export class ConnectionPool {
       const key = poolKey(spec, caIdentity);
       const idleMs = spec.kind === "unix" ? IDLE_UNIX_MS : IDLE_TCP_MS;
       return {
-        take: () => {
-          const conn = key === null ? null : this.#take(key);
+        take: async () => {
+          const conn = key === null ? null : await this.#take(key);
           if (conn) {
             report("connect", true, `reusing a kept-alive connection to ${targetName(spec)}`);
           }
@@ -67,22 +79,39 @@ export class ConnectionPool {
           this.#opened++;
           return conn;
         },
-        done: (conn, reusable) => {
-          if (reusable && key !== null) this.#give(key, conn, idleMs);
+        done: (link, reusable) => {
+          // A lent connection is watched again only once its watch's read was taken over.
+          const conn = link instanceof Lent ? link.conn : link;
+          const clean = !(link instanceof Lent) || link.readFrom;
+          if (reusable && clean && key !== null) this.#give(key, conn, idleMs);
           else this.#close(conn);
         },
       };
     };
   }
 
-  #take(key: string): Link | null {
-    const idle = this.#idle.get(key)?.pop();
-    if (!idle) return null;
+  async #take(key: string): Promise<Link | null> {
+    for (;;) {
+      const idle = this.#idle.get(key)?.pop();
+      if (!idle) return null;
+      this.#unlist(key, idle);
+      idle.state = "taking";
+      await nextTurn();
+      if (idle.watch.done) continue; // something arrived: closed by its watch
+      idle.state = "lent";
+      this.#reused++;
+      return new Lent(idle.conn, idle.watch);
+    }
+  }
+
+  /** Takes `idle`, popped from or still in its list, out of the pool's books. */
+  #unlist(key: string, idle: Idle): void {
     clearTimeout(idle.timer);
+    const list = this.#idle.get(key);
+    const at = list?.indexOf(idle) ?? -1;
+    if (at >= 0) list!.splice(at, 1);
+    if (list?.length === 0) this.#idle.delete(key);
     this.#idleCount--;
-    if (this.#idle.get(key)!.length === 0) this.#idle.delete(key);
-    this.#reused++;
-    return idle.conn;
   }
 
   #give(key: string, conn: Link, idleMs: number): void {
@@ -93,14 +122,20 @@ export class ConnectionPool {
     }
     const entry: Idle = {
       conn,
+      state: "idle",
       timer: setTimeout(() => {
-        const at = list.indexOf(entry);
-        if (at < 0) return;
-        list.splice(at, 1);
-        if (list.length === 0 && this.#idle.get(key) === list) this.#idle.delete(key);
-        this.#idleCount--;
+        if (entry.state !== "idle") return;
+        this.#unlist(key, entry);
+        entry.state = "closed";
         this.#close(conn);
       }, idleMs),
+      // Anything at all on an idle connection: close it, in the pool or while being taken.
+      watch: new Watch(conn, () => {
+        if (entry.state === "lent" || entry.state === "closed") return; // the login's now, or gone
+        if (entry.state === "idle") this.#unlist(key, entry);
+        entry.state = "closed";
+        this.#close(conn);
+      }),
     };
     list.push(entry);
     this.#idle.set(key, list);
@@ -122,6 +157,7 @@ export class ConnectionPool {
     for (const list of this.#idle.values()) {
       for (const idle of list) {
         clearTimeout(idle.timer);
+        idle.state = "closed";
         this.#close(idle.conn);
       }
     }
