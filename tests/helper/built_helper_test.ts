@@ -50,7 +50,9 @@ Deno.test("built helper: the bundle stays small and loads check/help/TLS/daemon 
   try {
     await buildHelper(ROOT, dist);
     const text = await Deno.readTextFile(`${dist}/pam_mapi_helper.js`);
-    assert.ok(text.length < 120_000, `bundle is ${text.length} bytes`);
+    // About 129 000 bytes since the HTTP reader's bounds, the daemon's reply budget and the
+    // pool's watch (issue 18): a guard against pulling in a library, not a target.
+    assert.ok(text.length < 140_000, `bundle is ${text.length} bytes`);
     // No npm code in the helper: the XML reader is our own.
     assert.ok(!text.includes("fast-xml-parser"));
     for (const lazy of ["check", "help", "tls_ca", "serve", "status"]) {
