@@ -7,7 +7,7 @@
 // from one pool, SHARED_REPLY_MEMORY, that all logins share. A reply that would take more than
 // is left gets no answer: its login moves on to the next socket=, and at last to
 // PAM_AUTHINFO_UNAVAIL. So the replies of 128 logins in progress hold at most
-// 128 × 64 KiB + 24 MiB = 32 MiB, whatever they are, and a small reply is never refused.
+// 128 × 64 KiB + 16 MiB = 24 MiB, whatever they are, and a small reply is never refused.
 //
 // Time: a reply bigger than its allowance is decoded and parsed only in its turn, one such reply
 // per turn of the event loop, so that a burst of big replies finishing at once cannot hold up the
@@ -15,7 +15,7 @@
 import type { Connector } from "./attempt.ts";
 
 export const REPLY_ALLOWANCE = 64 * 1024;
-export const SHARED_REPLY_MEMORY = 24 * 1024 * 1024;
+export const SHARED_REPLY_MEMORY = 16 * 1024 * 1024;
 
 /** One reply's claim on memory (src/http_reader.ts charges its buffers to it). */
 export interface ReplyAccount {

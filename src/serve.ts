@@ -151,7 +151,7 @@ function listen(path: string, mode: number, trusted: Map<number, string>): Liste
   }
 }
 
-/** "64 KiB per login and 24 MiB shared" */
+/** "64 KiB per login and 16 MiB shared" */
 function replyBudgetText(b: ReplyBudget): string {
   return `${b.allowance / 1024} KiB per login and ${b.sharedBytes / 1024 / 1024} MiB shared`;
 }

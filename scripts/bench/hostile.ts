@@ -124,6 +124,7 @@ export async function runHostile(o: HostileOptions): Promise<HostileReport> {
   await daemon.stop();
   daemon = await start();
   cgroup.resetMaxUsage();
+  const oomBefore = cgroup.oomKills(); // the probes' daemons may have been killed
   print(`hostile: fresh daemon for the flood, pid ${daemon.pid}`);
   const cpu = new CpuMeter(daemon.pid);
   const cpuBefore = cpu.ms();
@@ -163,7 +164,7 @@ export async function runHostile(o: HostileOptions): Promise<HostileReport> {
   const report: HostileReport = {
     probes,
     alive,
-    oomKills: cgroup.oomKills(),
+    oomKills: cgroup.oomKills() - oomBefore,
     peakRssKb: alive ? sampledKb : null,
     cgroupPeakBytes: cgroup.maxUsageBytes(),
     hostile: flood.hostile,

@@ -102,7 +102,7 @@ Deno.test({
       assertHealthy(r);
       assert.match(
         daemon.log(),
-        /memory for Kopano replies in progress used up \(64 KiB per login and 24 MiB shared\)/,
+        /memory for Kopano replies in progress used up \(64 KiB per login and 16 MiB shared\)/,
       );
     });
   },
