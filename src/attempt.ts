@@ -61,7 +61,7 @@ export type Connector = (
 
 /** The fork path's way: a new connection for each attempt, closed at its end. */
 export const freshConnections: Connector = (spec, caCerts, deadline, report) => ({
-  take: () => Promise.resolve(null),
+  take: () => null,
   open: () => openConnection(spec, deadline, caCerts, report),
   done: (conn) => closeQuietly(conn),
 });

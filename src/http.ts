@@ -67,7 +67,7 @@ function one(head: Head, name: string): string | null {
  */
 export interface ConnectionSource {
   /** A kept-alive connection to reuse, or null. */
-  take(): Promise<Link | null>;
+  take(): Link | null;
   /** A new connection (throws ConnectError). */
   open(): Promise<Link>;
   /** The channel is done with `conn`: keep it for reuse only when `reusable`, else close it. */
@@ -114,7 +114,7 @@ export class Channel {
     try {
       let reused = this.#conn !== null;
       if (this.#conn === null) {
-        const kept = await this.source.take();
+        const kept = this.source.take();
         reused = kept !== null;
         this.#attach(kept ?? await this.source.open());
       }

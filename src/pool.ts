@@ -21,16 +21,8 @@ interface Idle {
   conn: Link;
   timer: ReturnType<typeof setTimeout>;
   watch: Watch;
-  /** idle: in the pool; taking: popped, waiting a turn; lent; closed. */
-  state: "idle" | "taking" | "lent" | "closed";
+  state: "idle" | "lent" | "closed";
 }
-
-/**
- * One turn of the event loop: the end of a read that completed before it (bytes were waiting
- * in the socket when the connection was taken) is seen by then. Bytes still on their way when
- * the request goes out cannot be told from the reply, by any client.
- */
-const nextTurn = () => new Promise<void>((r) => setTimeout(r, 0));
 
 export interface PoolStats {
   /** Connections open now (lent to a login or idle). */
@@ -66,8 +58,8 @@ export class ConnectionPool {
       const key = poolKey(spec, caIdentity);
       const idleMs = spec.kind === "unix" ? IDLE_UNIX_MS : IDLE_TCP_MS;
       return {
-        take: async () => {
-          const conn = key === null ? null : await this.#take(key);
+        take: () => {
+          const conn = key === null ? null : this.#take(key);
           if (conn) {
             report("connect", true, `reusing a kept-alive connection to ${targetName(spec)}`);
           }
@@ -90,18 +82,20 @@ export class ConnectionPool {
     };
   }
 
-  async #take(key: string): Promise<Link | null> {
-    for (;;) {
-      const idle = this.#idle.get(key)?.pop();
-      if (!idle) return null;
-      this.#unlist(key, idle);
-      idle.state = "taking";
-      await nextTurn();
-      if (idle.watch.done) continue; // something arrived: closed by its watch
-      idle.state = "lent";
-      this.#reused++;
-      return new Lent(idle.conn, idle.watch);
-    }
+  /**
+   * The most recently used idle connection. One on which anything arrived is not here any more:
+   * its watch closed it when the event loop saw the read end, even in the same turn of the loop
+   * as this take (the watch's callback runs two promise steps after its read; a login reaches
+   * this point many steps after whatever woke it). Bytes that arrive later, while the request is
+   * on its way, cannot be told from the reply, by any client.
+   */
+  #take(key: string): Link | null {
+    const idle = this.#idle.get(key)?.pop();
+    if (!idle) return null;
+    this.#unlist(key, idle);
+    idle.state = "lent";
+    this.#reused++;
+    return new Lent(idle.conn, idle.watch);
   }
 
   /** Takes `idle`, popped from or still in its list, out of the pool's books. */
@@ -129,10 +123,10 @@ export class ConnectionPool {
         entry.state = "closed";
         this.#close(conn);
       }, idleMs),
-      // Anything at all on an idle connection: close it, in the pool or while being taken.
+      // Anything at all on an idle connection: close it.
       watch: new Watch(conn, () => {
-        if (entry.state === "lent" || entry.state === "closed") return; // the login's now, or gone
-        if (entry.state === "idle") this.#unlist(key, entry);
+        if (entry.state !== "idle") return; // the login's now, or gone
+        this.#unlist(key, entry);
         entry.state = "closed";
         this.#close(conn);
       }),

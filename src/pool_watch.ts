@@ -10,16 +10,9 @@ import type { Link } from "./http.ts";
 export class Watch {
   readonly #byte = new Uint8Array(1);
   readonly #result: Promise<number | null>;
-  /** The read has ended: the connection is spoiled unless it was lent before. */
-  done = false;
-
   constructor(conn: Link, onDone: () => void) {
     this.#result = conn.read(this.#byte);
-    const end = () => {
-      this.done = true;
-      onDone();
-    };
-    this.#result.then(end, end);
+    this.#result.then(onDone, onDone);
   }
 
   /** The pending read's result, into `p` (at least one byte long). */
