@@ -7,6 +7,7 @@
 // It runs in a process of its own (startHostileKopano), so that pumping megabytes to 128 clients
 // does not slow the test process that times the logins. `deno run -A tests/lib/hostile_kopano.ts
 // [--port N]` runs it by hand; it prints its base URL and serves until killed.
+import { concat } from "../kopano_sim/http_response.ts";
 
 /** The replies, and what each does to a reader. */
 export const HOSTILE_KINDS = {
@@ -22,7 +23,7 @@ export const HOSTILE_KINDS = {
   "slow-entities": "1 MiB of entity references, complete, trickled over 2 s",
   /** A complete 1 MiB refused logon padded with spaces, in 1024 chunks of 1 KiB, fast. */
   "many-chunks": "a complete 1 MiB body in 1024 chunks, fast",
-  /** A complete 1 MiB refused logon whose padding is one start tag of attributes, fast. */
+  /** A complete 1 MiB refused logon padded with empty elements of 64 attributes each, fast. */
   "attributes": "a complete 1 MiB body of attributes, fast",
   /** The status line, then a new header line every 20 ms, never the end of the head. */
   "endless-headers": "header lines every 20 ms, never ending",
@@ -36,8 +37,6 @@ export const HOSTILE_KINDS = {
 
 export type HostileKind = keyof typeof HOSTILE_KINDS;
 export const ALL_KINDS = Object.keys(HOSTILE_KINDS) as HostileKind[];
-
-import { concat } from "../kopano_sim/http_response.ts";
 
 const enc = new TextEncoder();
 const MIB = 1024 * 1024;
