@@ -6,17 +6,20 @@
 //   deno task bench [--rounds N] [--count N] [--duration MS] [--trounds N] [--clients 1,4,8]
 //                   [--flood N] [--flood-clients K]
 //   deno task bench --daemon-memory N [--memory-warmup W]
+//   deno task bench --hostile [--hostile-rounds N]
 //
 // Prints a table (https:// rows included), the targets, the https:// figures against http:// and
 // Deno's first-TLS cost, the flood of wrong passwords against the daemon, then, last, the line
 //   bench: pam_mapi p50=…ms p95=…ms; daemon p50=…ms p95=…ms; baseline p50=…ms; ratio=…;
 //   daemon_ratio=…; throughput=… auth/s; daemon_throughput=… auth/s
 // (one-client latency over http:// without service=; throughput with 4 clients for the fork path,
-// 8 for the daemon). --daemon-memory measures the daemon's memory instead (scripts/bench/memory.ts).
+// 8 for the daemon). --daemon-memory measures the daemon's memory instead (scripts/bench/memory.ts),
+// --hostile the daemon against a hostile Kopano server (scripts/bench/hostile.ts).
 // Exits 1 when a correctness check fails (no numbers then), 2 on bad usage.
 import { parseArgs } from "node:util";
 import { BenchError, DEFAULTS, runBench } from "./bench/mod.ts";
 import { MEMORY_CLIENTS, runDaemonMemory } from "./bench/memory.ts";
+import { runHostile } from "./bench/hostile.ts";
 
 const MEMORY_WARMUP = 30_000;
 
@@ -43,6 +46,7 @@ function whole(
 
 const HELP = `Usage: deno task bench [options]
        deno task bench --daemon-memory N [--memory-warmup W]
+       deno task bench --hostile [--hostile-rounds N]
 
 Measures pam_mapi.so forking a helper per login (daemon=off), pam_mapi.so asking the resident
 helper (daemon=SOCKET), and a pam_exec + curl baseline through the real libpam, checks each first,
@@ -57,7 +61,11 @@ then floods the daemon with wrong passwords. The last line sums it up.
 Instead of all that, the daemon's memory through the real libpam (${MEMORY_CLIENTS} clients):
   --daemon-memory N  RSS and descriptors before and after N logins from a fresh start, and
                      after W warm-up logins (N, W multiples of ${MEMORY_CLIENTS})
-  --memory-warmup W  (default ${MEMORY_WARMUP})`;
+  --memory-warmup W  (default ${MEMORY_WARMUP})
+Or the daemon against a hostile Kopano server, in a 256 MiB memory cgroup (its unit's limit):
+  --hostile          the daemon's CPU for each hostile reply alone, then 127 logins at once
+                     getting them while healthy logins through the same daemon are timed
+  --hostile-rounds N rounds of the flood (default 1)`;
 
 const { values } = (() => {
   try {
@@ -73,6 +81,8 @@ const { values } = (() => {
         "flood-clients": { type: "string" },
         "daemon-memory": { type: "string" },
         "memory-warmup": { type: "string" },
+        hostile: { type: "boolean" },
+        "hostile-rounds": { type: "string" },
         help: { type: "boolean" },
       },
     });
@@ -86,7 +96,10 @@ if (values.help) {
 }
 
 try {
-  if (values["daemon-memory"] !== undefined) {
+  if (values.hostile) {
+    const rounds = whole("hostile-rounds", values["hostile-rounds"], 1, 1, 100);
+    await runHostile({ helper: DEFAULTS.helper, module: DEFAULTS.module, rounds });
+  } else if (values["daemon-memory"] !== undefined) {
     const logins = whole("daemon-memory", values["daemon-memory"], 0);
     const warmup = whole("memory-warmup", values["memory-warmup"], MEMORY_WARMUP, 0);
     if (logins % MEMORY_CLIENTS !== 0 || warmup % MEMORY_CLIENTS !== 0) {

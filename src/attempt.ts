@@ -45,7 +45,8 @@ export type AttemptOutcome =
 
 export interface Credentials {
   user: string;
-  password: string;
+  /** UTF-8, never made a string (src/input.ts). */
+  password: Uint8Array;
   /** PAM service name for szClientAppMisc (the server's audit log), or null. */
   service: string | null;
 }
@@ -68,15 +69,44 @@ export const freshConnections: Connector = (spec, caCerts, deadline, report) => 
 /** When the deadline has passed with a session open, logoff gets this much extra time. */
 const LATE_LOGOFF_MS = 500;
 
-/** Makes server-provided text safe to log: no control or invisible characters, bounded, never
- * the password. */
-export function serverText(s: string, password: string): string {
-  let t = neutralise(s, " ").trim();
-  if (t.length > 160) t = t.slice(0, 160) + "...";
-  return password !== "" && t.includes(password) ? t.replaceAll(password, "[redacted]") : t;
+const SHOWN = 160;
+
+/**
+ * Makes server-provided text safe to log: never the password (a server may echo it), no control
+ * or invisible characters, bounded. The password is looked for before anything is changed or
+ * cut, so that no part of it survives either.
+ */
+export function serverText(s: string, password: Uint8Array): string {
+  let t = neutralise(redact(s.slice(0, SHOWN + password.length), password), " ").trim();
+  if (t.length > SHOWN || s.length > SHOWN + password.length) t = t.slice(0, SHOWN) + "...";
+  return t;
 }
 
-function replyProblem(reply: HttpReply, call: string, password: string): string | null {
+/** `s` with every occurrence of `secret` (UTF-8) replaced, compared as bytes. */
+function redact(s: string, secret: Uint8Array): string {
+  if (secret.length === 0) return s;
+  const b = new TextEncoder().encode(s);
+  const parts: string[] = [];
+  let from = 0;
+  for (let at = b.indexOf(secret[0]); at >= 0 && at + secret.length <= b.length;) {
+    let k = 1;
+    while (k < secret.length && b[at + k] === secret[k]) k++;
+    if (k === secret.length) {
+      parts.push(decoder.decode(b.subarray(from, at)), "[redacted]");
+      from = at + secret.length;
+      at = b.indexOf(secret[0], from);
+    } else {
+      at = b.indexOf(secret[0], at + 1);
+    }
+  }
+  const out = parts.length === 0 ? s : parts.join("") + decoder.decode(b.subarray(from));
+  b.fill(0); // it held what the server sent: perhaps the password
+  return out;
+}
+
+const decoder = new TextDecoder();
+
+function replyProblem(reply: HttpReply, call: string, password: Uint8Array): string | null {
   if (reply.status === 200) return null;
   // gSOAP answers faults with HTTP 500 and a SOAP Fault body: name it when we can read it.
   let fault = "";
@@ -107,7 +137,7 @@ export async function attempt(
   // after anything went wrong on it, whatever the verdict.
   let reusable = true;
 
-  const call = async (what: string, body: string): Promise<HttpReply> => {
+  const call = async (what: string, body: string | Uint8Array): Promise<HttpReply> => {
     try {
       return await channel.post(body);
     } catch (e) {

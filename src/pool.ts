@@ -3,10 +3,12 @@
 // attempt at a time and comes back only when that attempt saw nothing wrong on it (src/http.ts
 // Channel.finish). Idle connections are closed before the server would drop them, at most a
 // few are kept per server, and connections are never shared between different trust anchors.
+// An idle connection on which anything arrives is closed, never lent (src/pool_watch.ts).
 import type { SocketSpec } from "./args.ts";
 import type { Connector } from "./attempt.ts";
 import { openConnection, targetName } from "./connect.ts";
-import { closeQuietly } from "./http.ts";
+import { closeQuietly, type Link } from "./http.ts";
+import { Lent, Watch } from "./pool_watch.ts";
 
 /** kopano-server closes TCP/TLS connections idle longer than server_recv_timeout, 5 s by default. */
 export const IDLE_TCP_MS = 4000;
@@ -16,8 +18,10 @@ export const MAX_IDLE_PER_SERVER = 16;
 export const MAX_IDLE = 128;
 
 interface Idle {
-  conn: Deno.Conn;
+  conn: Link;
   timer: ReturnType<typeof setTimeout>;
+  watch: Watch;
+  state: "idle" | "lent" | "closed";
 }
 
 export interface PoolStats {
@@ -67,25 +71,44 @@ export class ConnectionPool {
           this.#opened++;
           return conn;
         },
-        done: (conn, reusable) => {
-          if (reusable && key !== null) this.#give(key, conn, idleMs);
+        done: (link, reusable) => {
+          // A lent connection is watched again only once its watch's read was taken over.
+          const conn = link instanceof Lent ? link.conn : link;
+          const clean = !(link instanceof Lent) || link.readFrom;
+          if (reusable && clean && key !== null) this.#give(key, conn, idleMs);
           else this.#close(conn);
         },
       };
     };
   }
 
-  #take(key: string): Deno.Conn | null {
+  /**
+   * The most recently used idle connection. One on which anything arrived is not here any more:
+   * its watch closed it when the event loop saw the read end, even in the same turn of the loop
+   * as this take (the watch's callback runs two promise steps after its read; a login reaches
+   * this point many steps after whatever woke it). Bytes that arrive later, while the request is
+   * on its way, cannot be told from the reply, by any client.
+   */
+  #take(key: string): Link | null {
     const idle = this.#idle.get(key)?.pop();
     if (!idle) return null;
-    clearTimeout(idle.timer);
-    this.#idleCount--;
-    if (this.#idle.get(key)!.length === 0) this.#idle.delete(key);
+    this.#unlist(key, idle);
+    idle.state = "lent";
     this.#reused++;
-    return idle.conn;
+    return new Lent(idle.conn, idle.watch);
   }
 
-  #give(key: string, conn: Deno.Conn, idleMs: number): void {
+  /** Takes `idle`, popped from or still in its list, out of the pool's books. */
+  #unlist(key: string, idle: Idle): void {
+    clearTimeout(idle.timer);
+    const list = this.#idle.get(key);
+    const at = list?.indexOf(idle) ?? -1;
+    if (at >= 0) list!.splice(at, 1);
+    if (list?.length === 0) this.#idle.delete(key);
+    this.#idleCount--;
+  }
+
+  #give(key: string, conn: Link, idleMs: number): void {
     const list = this.#idle.get(key) ?? [];
     if (this.#closed || list.length >= MAX_IDLE_PER_SERVER || this.#idleCount >= MAX_IDLE) {
       this.#close(conn);
@@ -93,21 +116,27 @@ export class ConnectionPool {
     }
     const entry: Idle = {
       conn,
+      state: "idle",
       timer: setTimeout(() => {
-        const at = list.indexOf(entry);
-        if (at < 0) return;
-        list.splice(at, 1);
-        if (list.length === 0 && this.#idle.get(key) === list) this.#idle.delete(key);
-        this.#idleCount--;
+        if (entry.state !== "idle") return;
+        this.#unlist(key, entry);
+        entry.state = "closed";
         this.#close(conn);
       }, idleMs),
+      // Anything at all on an idle connection: close it.
+      watch: new Watch(conn, () => {
+        if (entry.state !== "idle") return; // the login's now, or gone
+        this.#unlist(key, entry);
+        entry.state = "closed";
+        this.#close(conn);
+      }),
     };
     list.push(entry);
     this.#idle.set(key, list);
     this.#idleCount++;
   }
 
-  #close(conn: Deno.Conn): void {
+  #close(conn: Link): void {
     closeQuietly(conn);
     this.#open--;
   }
@@ -122,6 +151,7 @@ export class ConnectionPool {
     for (const list of this.#idle.values()) {
       for (const idle of list) {
         clearTimeout(idle.timer);
+        idle.state = "closed";
         this.#close(idle.conn);
       }
     }

@@ -11,6 +11,7 @@ export const USER_PREFIX_BYTES = 512;
 const PREFIX =
   /^[ \t\n\r]*\{[ \t\n\r]*"v"[ \t\n\r]*:[ \t\n\r]*1[ \t\n\r]*,[ \t\n\r]*"user"[ \t\n\r]*:[ \t\n\r]*"([A-Za-z0-9+/=]{0,344})"/;
 const lossy = new TextDecoder("utf-8", { ignoreBOM: true });
+const ascii = new TextEncoder();
 
 /** `user=NAME` as every user= field is logged, or null when the bytes do not name one (yet). */
 export function userField(bytes: Uint8Array): string | null {
@@ -23,7 +24,7 @@ export function userField(bytes: Uint8Array): string | null {
   const m = PREFIX.exec(text);
   if (!m) return null;
   try {
-    return `user=${logValue(lossy.decode(decodeBase64(m[1], "user")))}`;
+    return `user=${logValue(lossy.decode(decodeBase64(ascii.encode(m[1]), "user")))}`;
   } catch (e) {
     if (e instanceof ProtocolError) return null;
     throw e;

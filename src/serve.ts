@@ -10,6 +10,7 @@ import { launcherLog } from "./launch.ts";
 import { revokeAllBut } from "./permissions.ts";
 import { ConnectionPool } from "./pool.ts";
 import { MAX_REQUEST } from "./protocol.ts";
+import { ReplyBudget, withReplyBudget } from "./reply_budget.ts";
 import {
   type ConnectionContext,
   MAX_IN_PROGRESS,
@@ -151,6 +152,11 @@ function listen(path: string, mode: number, trusted: Map<number, string>): Liste
   }
 }
 
+/** "64 KiB per login and 16 MiB shared" */
+function replyBudgetText(b: ReplyBudget): string {
+  return `${b.allowance / 1024} KiB per login and ${b.sharedBytes / 1024 / 1024} MiB shared`;
+}
+
 export async function runServe(argv: string[]): Promise<number> {
   const log = new DaemonLog();
   let path: string;
@@ -179,11 +185,21 @@ export async function runServe(argv: string[]): Promise<number> {
   const stats = new DaemonStats();
   const pool = new ConnectionPool();
   const ca = new CaCache();
+  const replies = new ReplyBudget(undefined, undefined, () =>
+    log.limited(
+      "budget",
+      `memory for Kopano replies in progress used up (${replyBudgetText(replies)}): a login's ` +
+        "reply was not read, so that server gave it no answer",
+    ));
   const started = new Date();
   const ctx: ConnectionContext = {
     stats,
     log,
-    request: { narrow: false, loadCa: ca.load, connector: (id) => pool.connector(id) },
+    request: {
+      narrow: false,
+      loadCa: ca.load,
+      connector: (id) => withReplyBudget(pool.connector(id), replies),
+    },
     statusReply: (ms) => statusReply({ path, listening, stats, pool, ca, started }, ms),
   };
 
@@ -216,7 +232,7 @@ export async function runServe(argv: string[]): Promise<number> {
     `started: version ${VERSION}, pid ${Deno.pid}, uid ${listening.uid}, socket ${path} ` +
       `(mode ${octal(mode)}), ` +
       `at most ${MAX_IN_PROGRESS} requests in progress, ${REQUEST_MS / 1000} s and ` +
-      `${MAX_REQUEST} bytes per request`,
+      `${MAX_REQUEST} bytes per request, ${replyBudgetText(replies)} for Kopano replies`,
   );
   // Accepts until the process exits, also while stopping (see below).
   let lastAccept = 0;

@@ -30,22 +30,60 @@ export function xmlEscape(s: string): string {
   );
 }
 
+const encoder = new TextEncoder();
+/** `&`, `<`, `>` and CR, as xmlEscape writes them. */
+const ESCAPED = new Map<number, Uint8Array>([
+  [0x26, encoder.encode("&amp;")],
+  [0x3c, encoder.encode("&lt;")],
+  [0x3e, encoder.encode("&gt;")],
+  [0x0d, encoder.encode("&#13;")],
+]);
+
+/** `bytes` (UTF-8) escaped like xmlEscape, into `out` at `o`; returns the new offset. */
+function xmlEscapeInto(bytes: Uint8Array, out: Uint8Array, o: number): number {
+  for (const c of bytes) {
+    const e = ESCAPED.get(c);
+    if (e === undefined) {
+      out[o++] = c;
+    } else {
+      out.set(e, o);
+      o += e.length;
+    }
+  }
+  return o;
+}
+
 /**
- * The logon request. szImpersonateUser is deliberately absent (SPEC §4): with the element present
- * a Kopano server may grant a session on the caller's UNIX identity alone.
+ * The logon request, as bytes. The password goes from the request's bytes straight into these,
+ * never through a string, which could not be wiped (Channel.post wipes these). szImpersonateUser
+ * is deliberately absent (SPEC §4): with the element present a Kopano server may grant a session
+ * on the caller's UNIX identity alone.
  */
-export function logonEnvelope(user: string, password: string, clientMisc: string | null): string {
-  return HEAD + "<ns:logon>" +
-    `<szUsername>${xmlEscape(user)}</szUsername>` +
-    `<szPassword>${xmlEscape(password)}</szPassword>` +
-    `<szVersion>${CLIENT_VERSION}</szVersion>` +
-    `<ulCapabilities>${LOGON_CAPABILITIES}</ulCapabilities>` +
-    `<ulFlags>${LOGON_FLAGS}</ulFlags>` +
-    "<sLicenseReq></sLicenseReq><ullSessionGroup>0</ullSessionGroup>" +
-    "<szClientApp>pam_mapi</szClientApp>" +
-    `<szClientAppVersion>${xmlEscape(VERSION)}</szClientAppVersion>` +
-    (clientMisc === null ? "" : `<szClientAppMisc>${xmlEscape(clientMisc)}</szClientAppMisc>`) +
-    "</ns:logon>" + TAIL;
+export function logonEnvelope(
+  user: string,
+  password: Uint8Array,
+  clientMisc: string | null,
+): Uint8Array {
+  const before = encoder.encode(
+    HEAD + "<ns:logon>" + `<szUsername>${xmlEscape(user)}</szUsername>` + "<szPassword>",
+  );
+  const after = encoder.encode(
+    "</szPassword>" +
+      `<szVersion>${CLIENT_VERSION}</szVersion>` +
+      `<ulCapabilities>${LOGON_CAPABILITIES}</ulCapabilities>` +
+      `<ulFlags>${LOGON_FLAGS}</ulFlags>` +
+      "<sLicenseReq></sLicenseReq><ullSessionGroup>0</ullSessionGroup>" +
+      "<szClientApp>pam_mapi</szClientApp>" +
+      `<szClientAppVersion>${xmlEscape(VERSION)}</szClientAppVersion>` +
+      (clientMisc === null ? "" : `<szClientAppMisc>${xmlEscape(clientMisc)}</szClientAppMisc>`) +
+      "</ns:logon>" + TAIL,
+  );
+  let escaped = 0;
+  for (const c of password) escaped += ESCAPED.get(c)?.length ?? 1;
+  const out = new Uint8Array(before.length + escaped + after.length);
+  out.set(before);
+  out.set(after, xmlEscapeInto(password, out, before.length));
+  return out;
 }
 
 /** getUser with user id 0 and an empty entry id: the session's own user. */

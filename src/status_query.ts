@@ -28,9 +28,10 @@ export function parseStatusQuery(raw: Uint8Array): StatusQuery | null {
   if (raw.length > MAX_QUERY) return null;
   let doc;
   try {
-    doc = parseStrictJson(new TextDecoder("utf-8", { fatal: true }).decode(raw));
+    // The bytes, not a string: a short login request (its password in base64) comes here too.
+    doc = parseStrictJson(raw);
   } catch (e) {
-    if (e instanceof JsonError || e instanceof TypeError) return null;
+    if (e instanceof JsonError) return null;
     throw e;
   }
   if (doc.type !== "object" || doc.entries.size !== 3) return null;

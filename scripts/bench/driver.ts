@@ -29,6 +29,11 @@ export interface DriverRun {
 
 /** Compiles pam_bench to `out`, warning-free. */
 export async function buildDriver(out: string): Promise<void> {
+  await compileC(out, `${ROOT}/scripts/bench/pam_bench.c`, ["-lpam"]);
+}
+
+/** Compiles one C program that uses libpam, warning-free, the way the bench and tests build theirs. */
+export async function compileC(out: string, source: string, libs: string[]): Promise<void> {
   await runOrThrow("cc", [
     "-std=gnu11",
     "-D_GNU_SOURCE",
@@ -36,10 +41,11 @@ export async function buildDriver(out: string): Promise<void> {
     "-Wextra",
     "-Werror",
     "-O2",
+    "-pthread",
     "-o",
     out,
-    `${ROOT}/scripts/bench/pam_bench.c`,
-    "-lpam",
+    source,
+    ...libs,
   ]);
 }
 

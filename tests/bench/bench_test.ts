@@ -3,10 +3,13 @@
 // targets, the flood and the closing line last; and its correctness checks do fail when a row
 // accepts a wrong password or refuses the right one, when the daemon rows' logins do not go
 // through the daemon, when the flood is not refused, or when an https:// row does not go over TLS.
-// The memory measurement (--daemon-memory) runs with a few hundred logins.
+// The memory measurement (--daemon-memory) runs with a few hundred logins, the hostile one
+// (--hostile) with two of its replies.
 import assert from "node:assert/strict";
 import { BenchError, DEFAULTS, runBench } from "../../scripts/bench/mod.ts";
+import { runHostile } from "../../scripts/bench/hostile.ts";
 import { runDaemonMemory } from "../../scripts/bench/memory.ts";
+import { memoryCgroupAvailable } from "../lib/memory_cgroup.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
 const TINY = {
@@ -216,4 +219,37 @@ Deno.test("bench: --daemon-memory reports the daemon's memory from a fresh start
   );
   // The daemon answered every one of them: it was running and used (checks.ts).
   assert.ok(r.warm.to.rssKb > 0 && r.fresh.from.fds > 0, out);
+});
+
+Deno.test({
+  name: `${
+    memoryCgroupAvailable() ? "" : "SKIPPED (needs a writable cgroup v1 memory " +
+      "controller): "
+  }bench: --hostile probes hostile replies one by one, then floods the daemon ` +
+    "and says whether it met the targets",
+  ignore: !memoryCgroupAvailable(),
+  async fn() {
+    const printed: string[] = [];
+    const r = await runHostile({
+      helper: DEFAULTS.helper,
+      module: DEFAULTS.module,
+      rounds: 1,
+      kinds: ["one-byte-chunks", "many-headers"],
+      print: (s) => printed.push(s),
+    });
+    const text = printed.join("\n");
+    assert.deepEqual(r.probes.map((p) => [p.kind, p.result]), [
+      ["one-byte-chunks", "PAM_AUTHINFO_UNAVAIL"],
+      ["many-headers", "PAM_AUTHINFO_UNAVAIL"],
+    ]);
+    assert.match(text, /^hostile: one-byte-chunks \(.*\): PAM_AUTHINFO_UNAVAIL, daemon CPU /m);
+    assert.match(text, /^hostile: flood of 1 × 127 hostile logins at once \(every kind\) in /m);
+    assert.ok(r.alive && r.oomKills === 0, text);
+    assert.ok(!r.hostile.has("PAM_SUCCESS"), text);
+    assert.ok(r.healthyMs.length > 0, text);
+    assert.match(
+      text,
+      /^targets \(hostile\): daemon alive (met|MISSED); peak RSS under half the limit (met|MISSED); every healthy login PAM_SUCCESS within 1 s (met|MISSED)$/m,
+    );
+  },
 });

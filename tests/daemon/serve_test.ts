@@ -21,7 +21,7 @@ Deno.test("serve: listens with mode 0600 in a trusted directory; logs one start 
   assert.equal(info.uid, 0);
   assert.match(
     d.log(),
-    /^pam_mapi_helper serve: started: version \d+\.\d+\.\d+, pid \d+, uid 0, socket \S+helper\.sock \(mode 0600\), at most 128 requests in progress, 2 s and 65536 bytes per request\n$/,
+    /^pam_mapi_helper serve: started: version \d+\.\d+\.\d+, pid \d+, uid 0, socket \S+helper\.sock \(mode 0600\), at most 128 requests in progress, 2 s and 65536 bytes per request, 64 KiB per login and 16 MiB shared for Kopano replies\n$/,
   );
 });
 

@@ -50,9 +50,11 @@ Deno.test("built helper: the bundle stays small and loads check/help/TLS/daemon 
   try {
     await buildHelper(ROOT, dist);
     const text = await Deno.readTextFile(`${dist}/pam_mapi_helper.js`);
-    // Every command but --pam loads this one (forked logins load the smaller one below): serve and
-    // status, with their checks of what a daemon reports, made it pass 120 000 bytes.
-    assert.ok(text.length < 128_000, `bundle is ${text.length} bytes`);
+    // Every command but --pam loads this one (forked logins load the smaller one below). Serve and
+    // status with their checks of what a daemon reports, the HTTP reader's bounds, the daemon's
+    // reply budget and the pool's watch (issue 18) made it about 136 000 bytes: a guard against
+    // pulling in a library, not a target.
+    assert.ok(text.length < 150_000, `bundle is ${text.length} bytes`);
     // No npm code in the helper: the XML reader is our own.
     assert.ok(!text.includes("fast-xml-parser"));
     for (const lazy of ["check", "help", "tls_ca", "serve", "status"]) {

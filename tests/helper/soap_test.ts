@@ -368,8 +368,36 @@ Deno.test("hostile XML: DTDs, entity bombs, undefined entities, deep nesting fai
   assert.equal(parseXml('<a b="/>">t</a>').text, "t");
 });
 
+Deno.test("hostile XML: references and markup nodes are counted, so a big reply costs little", () => {
+  const refs = (n: number) => `<a>${"&amp;".repeat(n)}</a>`;
+  assert.equal(parseXml(refs(4096)).text, "&".repeat(4096));
+  assert.throws(() => parseXml(refs(4097)), /too many entity references/);
+  // Spread over many elements, they count together.
+  const spread = `<a>${"<b>&#38;&lt;</b>".repeat(2049)}</a>`;
+  assert.throws(() => parseXml(spread), /too many entity references/);
+  // Comments, processing instructions and CDATA sections count like elements.
+  for (const node of ["<!--c-->", "<?p?>", "<![CDATA[x]]>"]) {
+    assert.equal(parseXml(`<a>${node.repeat(4095)}</a>`).name, "a");
+    assert.throws(() => parseXml(`<a>${node.repeat(4096)}</a>`), /too many elements/, node);
+  }
+  // Quoted attribute values may hold '>' and '/', never '<'; the tag must end.
+  assert.equal(parseXml(`<a x='>' y="/" z='"'>t</a>`).text, "t");
+  assert.throws(() => parseXml('<a x="<">t</a>'), /'<' in attribute value/);
+  assert.throws(() => parseXml("<a x='t>t</a>"), /unterminated attribute value/);
+  assert.throws(() => parseXml("<a <b/>"), /unterminated start tag/);
+  // A megabyte of references, comments or attributes is refused or read in one pass: a loop
+  // over every byte in the interpreter would take seconds (a generous bound, not a benchmark).
+  const t = performance.now();
+  assert.throws(() => parseXml(refs(200_000)), /too many entity references/);
+  assert.throws(() => parseXml(`<a>${"<!---->".repeat(150_000)}</a>`), /too many elements/);
+  assert.equal(parseXml(`<a ${"x='y' ".repeat(170_000)}/>`).name, "a");
+  assert.ok(performance.now() - t < 2000, `${performance.now() - t} ms`);
+});
+
 Deno.test("request envelopes: escaping, flags, capabilities, no szImpersonateUser", () => {
-  const env = logonEnvelope("a&b<c>\"d'", "p&<>\"'\r\n\té€", "smtp");
+  const logon = (user: string, password: string, misc: string | null) =>
+    new TextDecoder().decode(logonEnvelope(user, new TextEncoder().encode(password), misc));
+  const env = logon("a&b<c>\"d'", "p&<>\"'\r\n\té€", "smtp");
   assert.ok(env.includes("<szUsername>a&amp;b&lt;c&gt;\"d'</szUsername>"));
   assert.ok(env.includes("<szPassword>p&amp;&lt;&gt;\"'&#13;\n\té€</szPassword>"));
   assert.ok(env.includes("<ulCapabilities>528</ulCapabilities>"));
@@ -378,7 +406,7 @@ Deno.test("request envelopes: escaping, flags, capabilities, no szImpersonateUse
   assert.ok(env.includes("<szClientAppMisc>smtp</szClientAppMisc>"));
   assert.ok(!env.includes("Impersonate"));
   assert.ok(env.startsWith('<?xml version="1.0" encoding="UTF-8"?>\n<SOAP-ENV:Envelope'));
-  assert.ok(!logonEnvelope("u", "p", null).includes("szClientAppMisc"));
+  assert.ok(!logon("u", "p", null).includes("szClientAppMisc"));
   // Our own reader gets the password back exactly (CR included).
   const pw = parseXml(env).children[0].children[0].children[1].text;
   assert.equal(pw, "p&<>\"'\r\n\té€");

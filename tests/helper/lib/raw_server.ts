@@ -17,6 +17,8 @@ export type Action =
   | string
   | Uint8Array
   | { send: string | Uint8Array; close?: boolean }
+  /** Answer, then write `push` on the same connection `afterMs` later, unasked; go on serving. */
+  | { send: string; push: { afterMs: number; bytes: string } }
   | { hang: true }
   | { close: true }
   | { stream: (w: (b: Uint8Array) => Promise<void>) => Promise<void> };
@@ -128,6 +130,10 @@ export async function startRawServer(
         } else if ("stream" in action) {
           await action.stream((b) => writeAll(conn, b));
           return;
+        } else if ("push" in action) {
+          const push = action.push;
+          await writeAll(conn, enc.encode(action.send));
+          setTimeout(() => writeAll(conn, enc.encode(push.bytes)).catch(() => {}), push.afterMs);
         } else if ("send" in action) {
           await writeAll(
             conn,
