@@ -14,6 +14,9 @@
 //   });
 //
 // The daemon is the caller's: it measures the daemon (alive? peak RSS?) around the call.
+// runHostileFlood runs both PAM applications on this machine; runFlood runs the same flood
+// wherever a FloodRunner runs them (tests/packaging/in_container.ts: in a container, through the
+// installed module and the unit's daemon).
 import { buildDriver, compileC, drive } from "../../scripts/bench/driver.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
@@ -43,7 +46,34 @@ export async function buildFloodTools(): Promise<FloodTools> {
   }
 }
 
-export interface FloodOptions {
+/** When the flood's logins run: the same whichever FloodRunner runs them. */
+export interface FloodSchedule {
+  /**
+   * Hostile logins at once. Default 127: with the healthy one that makes the daemon's limit of
+   * 128 logins in progress (a 129th would be answered "busy" at once, by design).
+   */
+  logins?: number;
+  /** How long after the flood starts the healthy logins begin, and the pause between them. */
+  healthyAfterMs?: number;
+  healthyEveryMs?: number;
+  /** Rounds of the flood, one after another (default 1). */
+  rounds?: number;
+  /** Called once per healthy login and once per round (to sample the daemon's memory, say). */
+  onTick?: () => void;
+}
+
+/** Where the flood's two PAM applications run. */
+export interface FloodRunner {
+  /**
+   * `logins` hostile logins at once (tests/shim/driver --threads N CONFDIR SERVICE): resolves to
+   * the driver's output once every one has ended; rejects unless the driver exits 0.
+   */
+  hostile(logins: number): Promise<string>;
+  /** One healthy login (pam_bench --count 1), timed inside its PAM application. */
+  healthy(): Promise<HealthyLogin>;
+}
+
+export interface FloodOptions extends FloodSchedule {
   /** The resident helper's socket (daemon= of both pam.d lines). */
   daemonSocket: string;
   /** pam_mapi.so for both pam.d lines. */
@@ -55,20 +85,8 @@ export interface FloodOptions {
   /** A server that answers like Kopano, and a user and password it accepts. */
   healthy: { url: string; user: string; password: string; args?: string[] };
   tools: FloodTools;
-  /**
-   * Hostile logins at once. Default 127: with the healthy one that makes the daemon's limit of
-   * 128 logins in progress (a 129th would be answered "busy" at once, by design).
-   */
-  logins?: number;
   /** timeout= of the hostile logins, seconds (default 5). */
   timeoutS?: number;
-  /** How long after the flood starts the healthy logins begin, and the pause between them. */
-  healthyAfterMs?: number;
-  healthyEveryMs?: number;
-  /** Rounds of the flood, one after another (default 1). */
-  rounds?: number;
-  /** Called once per healthy login and once per round (to sample the daemon's memory, say). */
-  onTick?: () => void;
 }
 
 export interface HealthyLogin {
@@ -101,51 +119,65 @@ async function writeServices(o: FloodOptions): Promise<string> {
   return conf;
 }
 
-/** One round: `logins` hostile logins at once (driver --threads), healthy ones meanwhile. */
-async function round(o: FloodOptions, conf: string, report: FloodReport): Promise<void> {
-  const flood = new Deno.Command(o.tools.driver, {
-    args: ["--threads", String(o.logins ?? 127), conf, "hostile"],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
+/** One round: `logins` hostile logins at once, healthy ones one after another meanwhile. */
+async function round(runner: FloodRunner, o: FloodSchedule, report: FloodReport): Promise<void> {
   let done = false;
-  const ended = flood.finally(() => (done = true));
+  const flood = runner.hostile(o.logins ?? 127).finally(() => (done = true));
+  const ended = flood.then(() => {}, () => {});
   await Promise.race([ended, new Promise((r) => setTimeout(r, o.healthyAfterMs ?? 500))]);
   while (!done) {
-    const r = await drive(o.tools.pamBench, conf, "healthy", o.healthy.user, o.healthy.password, [
-      "--count",
-      "1",
-    ]);
-    report.healthy.push({ result: [...r.results.keys()].join(","), ms: r.latUs[0] / 1000 });
+    report.healthy.push(await runner.healthy());
     o.onTick?.();
     await Promise.race([ended, new Promise((r) => setTimeout(r, o.healthyEveryMs ?? 250))]);
   }
-  const out = await flood;
-  const text = new TextDecoder().decode(out.stdout);
-  if (out.code !== 0) {
-    throw new Error(
-      `the flood's driver exited ${out.code}: ${new TextDecoder().decode(out.stderr)}`,
-    );
-  }
-  for (const m of text.matchAll(/^thread=\d+ iteration=\d+ user=\S+ auth=(\S+)$/gm)) {
+  for (const m of (await flood).matchAll(/^thread=\d+ iteration=\d+ user=\S+ auth=(\S+)$/gm)) {
     report.hostile.set(m[1], (report.hostile.get(m[1]) ?? 0) + 1);
   }
   o.onTick?.();
 }
 
-/** Runs the flood; the pam.d files live in a temporary directory removed at the end. */
-export async function runHostileFlood(o: FloodOptions): Promise<FloodReport> {
-  const conf = await writeServices(o);
+/** Runs the flood's rounds through `runner`. */
+export async function runFlood(runner: FloodRunner, o: FloodSchedule = {}): Promise<FloodReport> {
   const report: FloodReport = { hostile: new Map(), healthy: [], seconds: 0 };
   const t0 = performance.now();
+  for (let i = 0; i < (o.rounds ?? 1); i++) await round(runner, o, report);
+  report.seconds = (performance.now() - t0) / 1000;
+  return report;
+}
+
+/** Runs the flood on this machine; the pam.d files live in a temporary directory removed at the
+ * end. */
+export async function runHostileFlood(o: FloodOptions): Promise<FloodReport> {
+  const conf = await writeServices(o);
+  const runner: FloodRunner = {
+    async hostile(logins) {
+      const out = await new Deno.Command(o.tools.driver, {
+        args: ["--threads", String(logins), conf, "hostile"],
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      if (out.code !== 0) {
+        throw new Error(
+          `the flood's driver exited ${out.code}: ${new TextDecoder().decode(out.stderr)}`,
+        );
+      }
+      return new TextDecoder().decode(out.stdout);
+    },
+    async healthy() {
+      const h = o.healthy;
+      const r = await drive(o.tools.pamBench, conf, "healthy", h.user, h.password, [
+        "--count",
+        "1",
+      ]);
+      return { result: [...r.results.keys()].join(","), ms: r.latUs[0] / 1000 };
+    },
+  };
   try {
-    for (let i = 0; i < (o.rounds ?? 1); i++) await round(o, conf, report);
+    return await runFlood(runner, o);
   } finally {
     await Deno.remove(conf, { recursive: true });
   }
-  report.seconds = (performance.now() - t0) / 1000;
-  return report;
 }
 
 /** "PAM_AUTH_ERR×3 PAM_AUTHINFO_UNAVAIL×124" */

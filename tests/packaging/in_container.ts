@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { type DriverRun, parseDriver } from "../../scripts/bench/driver.ts";
 import { decidedBy, waitFor } from "../e2e/lib.ts";
+import type { FloodRunner, FloodTools } from "../lib/hostile_flood.ts";
 import type { Container } from "./container.ts";
 
 export const UNIT = "pam_mapi.service";
@@ -12,6 +13,8 @@ export const HELPER = "/usr/libexec/pam_mapi/pam_mapi_helper";
 export const DAEMON_SOCKET = "/run/pam_mapi/helper.sock";
 /** Where installPamBench puts the bench's load generator (scripts/bench/pam_bench.c). */
 const PAM_BENCH = "/usr/local/bin/pam_bench";
+/** Where installPamBench puts the flood's many-threaded PAM application (tests/shim/driver.c). */
+const FLOOD_DRIVER = "/usr/local/bin/pam_flood_driver";
 
 /** Writes /etc/pam.d/NAME in the container. */
 export async function pamService(c: Container, name: string, lines: string[]): Promise<void> {
@@ -102,10 +105,13 @@ export async function pamtester(
   };
 }
 
-/** Copies pam_bench (built on the host, for the same libpam) into the container. */
-export async function installPamBench(c: Container, built: string): Promise<void> {
-  await Deno.copyFile(built, `${c.root}${PAM_BENCH}`);
-  await Deno.chmod(`${c.root}${PAM_BENCH}`, 0o755);
+/** Copies pam_bench and the flood's driver (built on the host, for the same libpam: the
+ * container's root is of the host's suite) into the container. */
+export async function installPamBench(c: Container, built: FloodTools): Promise<void> {
+  for (const [from, to] of [[built.pamBench, PAM_BENCH], [built.driver, FLOOD_DRIVER]]) {
+    await Deno.copyFile(from, `${c.root}${to}`);
+    await Deno.chmod(`${c.root}${to}`, 0o755);
+  }
 }
 
 /**
@@ -125,6 +131,30 @@ export async function pamBench(
   });
   assert.equal(r.code, 0, `pam_bench ${args.join(" ")}: ${r.stdout}${r.stderr}`);
   return parseDriver(r.stdout);
+}
+
+/**
+ * The hostile flood (tests/lib/hostile_flood.ts, runFlood) in the container, through the installed
+ * module and the daemon the services name (the unit's, when they name none): its many logins at
+ * once by the driver for /etc/pam.d/HOSTILE (thread t logs in as alice-t<t>), its healthy logins
+ * one by one by pam_bench for /etc/pam.d/HEALTHY as `user` with `password`.
+ */
+export function floodRunner(
+  c: Container,
+  o: { hostile: string; healthy: string; user: string; password: string },
+): FloodRunner {
+  return {
+    async hostile(logins) {
+      const args = ["--threads", String(logins), "/etc/pam.d", o.hostile];
+      const r = await c.run(FLOOD_DRIVER, args);
+      if (r.code !== 0) throw new Error(`the flood's driver exited ${r.code}: ${r.stderr}`);
+      return r.stdout;
+    },
+    async healthy() {
+      const r = await pamBench(c, o.healthy, o.user, o.password, ["--count", "1"]);
+      return { result: [...r.results.keys()].join(","), ms: r.latUs[0] / 1000 };
+    },
+  };
 }
 
 /** pam_bench's results as a plain object: { PAM_SUCCESS: n, ... }. */
@@ -202,6 +232,8 @@ export interface CgroupMemory {
   limit: number;
   peak: number;
   failcnt: number;
+  /** Processes of the cgroup the OOM killer ended. */
+  oomKills: number;
 }
 
 /** The memory controller's own files for the unit's cgroup (v1 in these containers, v2 else). */
@@ -209,10 +241,12 @@ export async function cgroupMemory(c: Container, controlGroup: string): Promise<
   const read = async (path: string) => (await c.ok("cat", [path])).trim();
   if ((await c.run("test", ["-d", "/sys/fs/cgroup/memory"])).code === 0) {
     const d = `/sys/fs/cgroup/memory${controlGroup}`;
+    const oom = await read(`${d}/memory.oom_control`);
     return {
       limit: Number(await read(`${d}/memory.limit_in_bytes`)),
       peak: Number(await read(`${d}/memory.max_usage_in_bytes`)),
       failcnt: Number(await read(`${d}/memory.failcnt`)),
+      oomKills: Number(/^oom_kill (\d+)$/m.exec(oom)?.[1] ?? NaN),
     };
   }
   const d = `/sys/fs/cgroup${controlGroup}`;
@@ -221,5 +255,33 @@ export async function cgroupMemory(c: Container, controlGroup: string): Promise<
     limit: Number(await read(`${d}/memory.max`)),
     peak: Number(await read(`${d}/memory.peak`)),
     failcnt: Number(/^max (\d+)$/m.exec(events)?.[1] ?? NaN),
+    oomKills: Number(/^oom_kill (\d+)$/m.exec(events)?.[1] ?? NaN),
   };
+}
+
+/**
+ * Starts the peak of the unit's cgroup over from what it is charged now (cgroup v1, as in these
+ * containers; memory.failcnt is left alone). Under cgroup v2, memory.peak cannot be reset for
+ * every reader: there it stays the peak since the unit started, and false is returned.
+ */
+export async function resetCgroupPeak(c: Container, controlGroup: string): Promise<boolean> {
+  const d = `/sys/fs/cgroup/memory${controlGroup}`;
+  if ((await c.run("test", ["-d", d])).code !== 0) return false;
+  await c.ok("sh", ["-c", 'echo 0 > "$1/memory.max_usage_in_bytes"', "sh", d]);
+  return true;
+}
+
+/** A process's peak resident set size (VmHWM) and the part of its resident set now that maps
+ * files (RssFile), bytes, from /proc/PID/status. */
+export async function processMemory(
+  c: Container,
+  pid: number,
+): Promise<{ vmHwm: number; rssFile: number }> {
+  const status = await c.ok("cat", [`/proc/${pid}/status`]);
+  const kb = (name: string) => {
+    const v = new RegExp(`^${name}:\\s+(\\d+) kB$`, "m").exec(status)?.[1];
+    assert.ok(v, `no ${name} in /proc/${pid}/status:\n${status}`);
+    return Number(v) * 1024;
+  };
+  return { vmHwm: kb("VmHWM"), rssFile: kb("RssFile") };
 }

@@ -6,17 +6,22 @@
 // confinement (systemd-analyze security, seccomp, no capabilities), logins through the daemon over
 // http://, https:// with cafile= and file://, with and without service=, the fallback to a forked
 // helper when the unit is stopped, Restart=on-failure after SIGKILL with logins running across it,
-// MemoryMax= enforced by the kernel, saslauthd -a pam through it, the forked helper's code cache
-// (used from the second login on, and as fast as the build tree's), and apt-get purge.
+// MemoryMax= enforced by the kernel, the hostile-reply flood (tests/lib/hostile_flood.ts: 127 logins
+// at once against tests/lib/hostile_kopano.ts, through the installed module and the unit's daemon,
+// which must live under half its MemoryMax= while a correct login meanwhile succeeds within 1 s),
+// saslauthd -a pam through it, the forked helper's code cache (used from the second login on, and
+// as fast as the build tree's), and apt-get purge.
 //
-// The Kopano-compatible server runs on the host: the container shares the host's network, and the
-// server's file:// socket and the test CA are in a host directory bound at SHARE, where the unit
-// can see them (not under /tmp, which PrivateTmp= hides, nor /home or /root: ProtectHome=).
+// The Kopano-compatible server and the hostile one run on the host: the container shares the
+// host's network, and the server's file:// socket and the test CA are in a host directory bound at
+// SHARE, where the unit can see them (not under /tmp, which PrivateTmp= hides, nor /home or /root:
+// ProtectHome=). pam_bench and the flood's driver, built on the host, are copied into the root.
 // Nothing is left on the host: the container's root, cgroups, mounts and processes go with it.
 import assert from "node:assert/strict";
-import { buildDriver } from "../../scripts/bench/driver.ts";
 import { countersRose, decidedBy, USERS, waitFor } from "../e2e/lib.ts";
 import { startKopanoSim } from "../kopano_sim/mod.ts";
+import { buildFloodTools, runFlood, showResults } from "../lib/hostile_flood.ts";
+import { startHostileKopano } from "../lib/hostile_kopano.ts";
 import { makeTestPki } from "../lib/pki.ts";
 import { Container, leftoversOf } from "./container.ts";
 import { debLabel, debPlan, debToInstall, which } from "./deb.ts";
@@ -26,6 +31,7 @@ import {
   cgroupMemory,
   DAEMON_SOCKET,
   daemonLogins,
+  floodRunner,
   installPamBench,
   journalCursor,
   journalSince,
@@ -34,6 +40,8 @@ import {
   pamMapiLines,
   pamService,
   pamtester,
+  processMemory,
+  resetCgroupPeak,
   results,
   UNIT,
   unitState,
@@ -47,10 +55,21 @@ const MEMORY_MAX = 256 * 1024 * 1024; // the unit's MemoryMax=256M
 const EXPOSURE_MAX = 2.0; // systemd-analyze security: "OK" ends below 2.0
 const FORK_RATIO = 0.15; // the installed fork path's p50 within 15% of the build tree's
 const PACKAGES = ["systemd", "dbus", "pamtester", "sasl2-bin", "ca-certificates"];
+// The hostile flood: logins at once (with one healthy login, the daemon's limit of 128 in
+// progress), and how long a healthy login may take meanwhile.
+const FLOOD_LOGINS = 127;
+const HEALTHY_MS = 1000;
 
 const host = hostSuite();
 const spec: RootSpec = { ...host, packages: PACKAGES };
 const plan = debPlan();
+
+/** How many of each. */
+function count(keys: string[]): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const k of keys) m.set(k, (m.get(k) ?? 0) + 1);
+  return m;
+}
 
 /** Whether debootstrap could fetch the suite now (only asked when no root is cached). */
 async function mirrorReachable(): Promise<boolean> {
@@ -83,7 +102,8 @@ if (!missing.length && !rootCached(spec) && !(await mirrorReachable())) {
 
 const what = "in a systemd-nspawn container booting its own systemd: the account, the unit, its " +
   "socket and confinement, logins through the daemon over http/https/file://, the fallback when " +
-  "stopped, the restart after SIGKILL, MemoryMax=, saslauthd, the code cache, apt-get purge";
+  "stopped, the restart after SIGKILL, MemoryMax=, the hostile flood, saslauthd, the code cache, " +
+  "apt-get purge";
 
 Deno.test({
   name: missing.length
@@ -126,8 +146,8 @@ Deno.test({
         `cafile=${SHARE}/ca.pem`,
       "file://": `socket=file://${SHARE}/kopano.sock`,
     };
-    const bench = `${share}/pam_bench`;
-    await buildDriver(bench);
+    // pam_bench and the flood's driver, built here for the container's libpam (the same suite).
+    const tools = stack.use(await buildFloodTools());
 
     const root = await debianRoot(spec);
     figures.push(
@@ -149,7 +169,7 @@ Deno.test({
       assert.equal(off.code, 0, `no clean poweroff:\n${off.console}`);
       assert.deepEqual(await leftoversOf(c), [], "the container left something on the host");
     });
-    await installPamBench(c, bench);
+    await installPamBench(c, tools);
 
     let files: string[] = [];
     let bundle = true; // the helper is the bundle started by its launcher, with a code cache
@@ -389,45 +409,119 @@ Deno.test({
       );
     });
 
-    await step("many logins at once leave the daemon alive, well under its limit", async () => {
-      // ─── PENDING (issue 18): the hostile-reply flood ──────────────────────────────────────
-      // Here the flood of the hardening issue is to run against this unit's daemon: its hostile
-      // Kopano server listens on the host (the container shares the host's network), and the
-      // logins run in the container through the installed module and the daemon, e.g.
-      //   await pamService(c, "flood", [`auth required pam_mapi.so socket=${hostileUrl}`]);
-      //   await Promise.all([pamBench(c, "flood", "alice", "x", ["--clients", "64", ...]), ...]);
-      // (pam_bench takes at most 64 clients: two of them for 128 at once), with a correct login
-      // to `http` meanwhile; c.hostPath(DAEMON_SOCKET) reaches the daemon's socket from a host
-      // process, which the daemon takes for root. Then the same checks as below. Until then, a
-      // simple check: 1600 wrong passwords from 16 clients at once.
-      await pamService(c, "many", [`auth required pam_mapi.so socket=${http}`]);
-      const before = await daemonLogins(c, state.mainPid);
-      const run = await pamBench(c, "many", "alice", "wrong", [
-        "--clients",
-        "16",
-        "--count",
-        "100",
-      ]);
-      assert.deepEqual(results(run), { PAM_AUTH_ERR: 1600 });
-      assert.deepEqual(countersRose(before, await daemonLogins(c, state.mainPid)), {
-        PAM_AUTH_ERR: 1600,
-      });
-      const after = await unitState(c);
-      assert.deepEqual([after.activeState, after.mainPid, after.nRestarts], [
-        "active",
-        state.mainPid,
-        state.nRestarts,
-      ]);
-      const mem = await cgroupMemory(c, after.controlGroup);
-      figures.push(
-        `after 1600 logins by 16 clients: MemoryCurrent ${
-          (after.memoryCurrent / 2 ** 20).toFixed(1)
-        } MiB, ` +
-          `peak ${(mem.peak / 2 ** 20).toFixed(1)} MiB, limit hit ${mem.failcnt} times`,
-      );
-      assert.ok(mem.peak < MEMORY_MAX / 2, figures.at(-1));
-      assert.equal(mem.failcnt, 0, figures.at(-1));
-    });
+    await step(
+      "1600 wrong passwords from 16 clients at once: every one refused by the daemon",
+      async () => {
+        await pamService(c, "many", [`auth required pam_mapi.so socket=${http}`]);
+        const before = await daemonLogins(c, state.mainPid);
+        const run = await pamBench(c, "many", "alice", "wrong", [
+          "--clients",
+          "16",
+          "--count",
+          "100",
+        ]);
+        assert.deepEqual(results(run), { PAM_AUTH_ERR: 1600 });
+        assert.deepEqual(countersRose(before, await daemonLogins(c, state.mainPid)), {
+          PAM_AUTH_ERR: 1600,
+        });
+      },
+    );
+
+    await step(
+      `the hostile-reply flood: ${FLOOD_LOGINS} logins at once through the unit's daemon, which ` +
+        "lives under half its MemoryMax=; healthy logins meanwhile succeed within 1 s",
+      async () => {
+        const t0 = performance.now();
+        // The hostile Kopano server of tests/lib/hostile_kopano.ts runs on the host (the
+        // container shares its network): every reply it has for a reader and its memory (1-byte
+        // chunks, 1 MiB bodies stalled one byte short, endless header lines, ...), one kind per
+        // connection, none of them a success. FLOOD_LOGINS logins at once (one process of as many
+        // threads, tests/shim/driver.c) go to it through the installed module and the module's
+        // default daemon=, the unit's; with the healthy login that is the daemon's limit of 128
+        // logins in progress. Meanwhile alice logs in to the healthy server again and again,
+        // through the same daemon, each login timed inside its PAM application
+        // (tests/lib/hostile_flood.ts).
+        await using hostile = await startHostileKopano();
+        await pamService(c, "flood", [
+          `auth required pam_mapi.so socket=${hostile.url("mix")} timeout=5`,
+        ]);
+        await pamService(c, "healthy", [`auth required pam_mapi.so socket=${http}`]);
+        const before = await unitState(c);
+        assert.deepEqual([before.activeState, before.mainPid], ["active", state.mainPid]);
+        const counters = await daemonLogins(c, state.mainPid);
+        const hwmBefore = (await processMemory(c, state.mainPid)).vmHwm;
+        // The peak from here on is the flood's (and the daemon's charge at rest).
+        const reset = await resetCgroupPeak(c, state.controlGroup);
+
+        const r = await runFlood(
+          floodRunner(c, {
+            hostile: "flood",
+            healthy: "healthy",
+            user: "alice",
+            password: "secret",
+          }),
+          { logins: FLOOD_LOGINS },
+        );
+
+        // The daemon lived through it: the unit's main process is the same, never restarted
+        // (the module forks a helper when the daemon is gone, which alone would hide a dead one),
+        // and it decided every login of the flood (its counters rose by exactly these).
+        const after = await unitState(c);
+        // (null, NaN: gone with a daemon the OOM killer ended; systemd removes the cgroup)
+        const mem = await cgroupMemory(c, state.controlGroup).catch(() => null);
+        const proc = await processMemory(c, state.mainPid).catch(() => null);
+        const hwm = proc?.vmHwm ?? NaN;
+        const ms = r.healthy.map((h) => h.ms);
+        const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+        figures.push(
+          `hostile flood of ${FLOOD_LOGINS} logins at once (every kind) in ` +
+            `${r.seconds.toFixed(1)} s: ${showResults(r.hostile)}; ${r.healthy.length} healthy ` +
+            `logins meanwhile: ${showResults(count(r.healthy.map((h) => h.result)))}, ` +
+            `${ms.map((m) => m.toFixed(0)).join(" ")} ms; ` +
+            (mem
+              ? `cgroup peak ${mib(mem.peak)} of ${mib(mem.limit)} ` +
+                `(${reset ? "from the flood's start" : "since the unit started"}), limit hit ` +
+                `${mem.failcnt} times, OOM kills ${mem.oomKills}`
+              : "the unit's cgroup is gone") +
+            `; daemon VmHWM ${mib(hwmBefore)} before, ${mib(hwm)} after (RssFile ` +
+            `${mib(proc?.rssFile ?? NaN)}); unit ` +
+            `${after.activeState}, MainPID ${after.mainPid}, NRestarts ${after.nRestarts}; step ` +
+            `${((performance.now() - t0) / 1000).toFixed(1)} s`,
+        );
+        let why = figures.at(-1)!;
+        assert.deepEqual(
+          [after.activeState, after.mainPid, after.nRestarts],
+          ["active", state.mainPid, state.nRestarts],
+          why,
+        );
+        assert.ok(mem, why);
+        const rose = countersRose(counters, await daemonLogins(c, state.mainPid));
+        why += `\nthe daemon's counters rose by ${JSON.stringify(rose)}`;
+        assert.equal(mem.oomKills, 0, why);
+        assert.equal(mem.failcnt, 0, why);
+
+        // No answer, or the refusal a complete padded reply carries: never a success.
+        assert.equal([...r.hostile.values()].reduce((a, b) => a + b, 0), FLOOD_LOGINS, why);
+        for (const result of r.hostile.keys()) {
+          assert.ok(["PAM_AUTHINFO_UNAVAIL", "PAM_AUTH_ERR"].includes(result), why);
+        }
+        assert.ok(r.healthy.length >= 5, `only ${r.healthy.length} healthy logins: ${why}`);
+        for (const h of r.healthy) {
+          assert.equal(h.result, "PAM_SUCCESS", why);
+          assert.ok(h.ms < HEALTHY_MS, why);
+        }
+        const decided = count(r.healthy.map((h) => h.result));
+        for (const [k, n] of r.hostile) decided.set(k, (decided.get(k) ?? 0) + n);
+        assert.deepEqual(rose, Object.fromEntries(decided), why);
+
+        // Under half the limit, both: the kernel's charge of the unit's cgroup, which is what
+        // MemoryMax= bounds (the OOM killer acts on it), and the daemon's peak resident set
+        // (issue 18's measure), which also counts the pages of the files it maps (RssFile, most of
+        // them the runtime's), charged to whichever cgroup first read them, not to the unit's.
+        assert.ok(mem.peak < MEMORY_MAX / 2, why);
+        assert.ok(hwm < MEMORY_MAX / 2, why);
+      },
+    );
 
     await step("saslauthd -a pam through the daemon (Debian 12: after START=yes)", async () => {
       await pamService(c, "smtp", [
