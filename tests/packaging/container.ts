@@ -236,11 +236,15 @@ export class Container implements AsyncDisposable {
         lastWords,
       );
       c = booted;
-      // (systemctl cannot connect until systemd has made its private socket)
+      // systemctl cannot connect until systemd has made its private socket, and says "offline"
+      // until systemd has made /run/systemd/system (sd_booted): PID 1 is named systemd from its
+      // exec on, a moment before either.
       let up = await booted.run("timeout", ["120", "systemctl", "is-system-running", "--wait"]);
       await waitUntil(
         async () => {
-          if (!/Failed to connect to bus/.test(up.stderr)) return true;
+          if (!/Failed to connect to bus/.test(up.stderr) && up.stdout.trim() !== "offline") {
+            return true;
+          }
           up = await booted.run("timeout", ["120", "systemctl", "is-system-running", "--wait"]);
           return false;
         },
