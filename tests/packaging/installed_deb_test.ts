@@ -25,7 +25,7 @@ const BUNDLE = "/usr/share/pam_mapi/pam_mapi_helper.js";
 const PAM_BUNDLE = "/usr/share/pam_mapi/pam_mapi_helper_pam.js";
 const CACHE = "/var/cache/pam_mapi";
 const EXAMPLE = "/usr/share/doc/libpam-mapi/examples/pam.d/smtp";
-const UNIT = "/lib/systemd/system/pam_mapi.service";
+const UNIT_NAME = "pam_mapi.service";
 const WANTS = "/etc/systemd/system/multi-user.target.wants/pam_mapi.service";
 const ACCOUNT = "pam_mapi";
 const RUNTIME_DIR = "/run/pam_mapi";
@@ -174,6 +174,12 @@ Deno.test({
     const unix = pamFiles.find((l) => l.endsWith("/security/pam_unix.so"));
     assert.ok(unix, "no pam_unix.so in dpkg -L libpam-modules");
     const moduleDir = unix.slice(0, -"/pam_unix.so".length);
+    // Where this distribution's systemd keeps its own units (/lib/systemd/system on Debian 12,
+    // /usr/lib/systemd/system on 13): the package's unit must be there too.
+    const journald = (await run("dpkg", ["-L", "systemd"])).stdout.split("\n")
+      .find((l) => l.endsWith("/systemd/system/systemd-journald.service"));
+    assert.ok(journald, "no systemd-journald.service in dpkg -L systemd");
+    const unit = `${journald.slice(0, journald.lastIndexOf("/"))}/${UNIT_NAME}`;
     const pamdBefore = await pamdSnapshot();
     const isBundle = (await run("dpkg-deb", ["-c", deb])).stdout.includes(`.${RUNTIME}`);
 
@@ -204,8 +210,8 @@ Deno.test({
 
       // The resident helper's unit, enabled the Debian way (deb-systemd-helper, even without
       // systemd running), and its account: a system account that cannot log in.
-      assert.ok(installed.includes(UNIT), `${UNIT} not in dpkg -L ${PKG}`);
-      assert.equal(await Deno.readLink(WANTS), UNIT);
+      assert.deepEqual(installed.filter((p) => p.endsWith(`/${UNIT_NAME}`)), [unit]);
+      assert.equal(await Deno.readLink(WANTS), unit);
       const entry = await account(ACCOUNT);
       assert.ok(entry, `no ${ACCOUNT} account after dpkg -i`);
       const [, , uid, gid, , home, shell] = entry;
@@ -302,7 +308,7 @@ Deno.test({
       }
 
       // The resident helper as its unit runs it, and the module's fallback when it is gone.
-      await checkInstalledDaemon({ unit: UNIT, helper: HELPER, url });
+      await checkInstalledDaemon({ unit, helper: HELPER, url });
 
       // Purge: no warning (a directory left behind would be one), nothing of the package left
       // but the account.
