@@ -43,13 +43,12 @@ copy_tree() {
   fi
 }
 
+. scripts/lib/tls_hint.sh
+
 # A failed build: the end of its log, and the likely cause where one is known.
 build_failed() { # LOG TOOL
   tail -40 "$1" >&2
-  if grep -q 'invalid peer certificate' "$1"; then
-    echo "packages: Deno could not verify a server's certificate; behind a TLS-intercepting" \
-      "proxy set DENO_TLS_CA_STORE=system (README.md, Install)" >&2
-  fi
+  tls_hint "$1" packages
   echo "packages: $2 failed" >&2
   exit 1
 }
