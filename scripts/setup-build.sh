@@ -1,9 +1,9 @@
 #!/bin/sh
 # Build-only set-up (Debian 12 or 13, Ubuntu, or Fedora/RHEL, as root, with Node.js and npm): what
 # `deno task build` and `sh packaging/build-packages.sh` need and nothing else, that is the C
-# compiler and libc headers, PAM's headers, make, the package build tools, and Deno 2.9.6 from
-# npm. No mail server and no test tools: scripts/setup.sh runs this and adds those. Safe to run
-# again: it installs only what is missing.
+# compiler and libc headers, PAM's headers, make, the package build tools and linters, and Deno
+# 2.9.6 from npm. No mail server and no test tools: scripts/setup.sh runs this and adds those.
+# Safe to run again: it installs only what is missing.
 set -eu
 here=$(dirname "$0")
 . "$here/lib/packages.sh"
@@ -13,10 +13,11 @@ here=$(dirname "$0")
 # make the .deb, rpm brings rpmbuild for the .rpm, and libpam-modules' file list tells
 # packaging/debian/rules where PAM modules go. ca-certificates: the system's CA bundle, which the
 # helper trusts for https:// without cafile= (npm and Deno use their own built-in roots, plus
-# NODE_EXTRA_CA_CERTS: tls_hint).
+# NODE_EXTRA_CA_CERTS: tls_hint). lintian and rpmlint: build-packages.sh checks what it built
+# with them (an error fails the build), so that a build machine sees what a release's linter says.
 DEB_BUILD="gcc make libc6-dev libpam0g-dev libpam-modules build-essential debhelper dpkg-dev \
-  fakeroot rpm ca-certificates"
-RPM_BUILD="gcc make glibc-devel pam-devel rpm-build ca-certificates"
+  fakeroot rpm ca-certificates lintian rpmlint"
+RPM_BUILD="gcc make glibc-devel pam-devel rpm-build ca-certificates rpmlint"
 
 install_packages "$DEB_BUILD" "$RPM_BUILD"
 

@@ -2,21 +2,20 @@
 # One-time machine set-up for building and testing pam_mapi (Debian 12 or 13, Ubuntu, or
 # Fedora/RHEL, as root, with Node.js and npm): scripts/setup-build.sh (compiler, PAM headers,
 # package build tools, Deno 2.9.6), then what the tests need: the PAM test tools, clang (the
-# release's default version, with its sanitizer and fuzzer runtime: lib/packages.sh), the
-# man page linter, the package linters, systemd-analyze (tests/packaging checks the unit with it;
-# systemd need not run), adduser (the .deb depends on it, and dpkg -i does not fetch it), and the
-# saslauthd, Postfix and swaks the end-to-end tests drive. Safe to run again: it installs only
-# what is missing.
+# release's default version, with its sanitizer and fuzzer runtime: lib/packages.sh), the man
+# page linter, systemd-analyze (tests/packaging checks the unit with it; systemd need not run),
+# adduser (the .deb depends on it, and dpkg -i does not fetch it), and the saslauthd, Postfix and
+# swaks the end-to-end tests drive. Safe to run again: it installs only what is missing.
 set -eu
 here=$(dirname "$0")
 sh "$here/setup-build.sh"
 . "$here/lib/packages.sh"
 
 DEB_TEST="pamtester libpam-wrapper openssl curl python3 util-linux procps psmisc \
-  strace time clang libclang-rt-dev? mandoc lintian rpmlint sasl2-bin libsasl2-modules \
+  strace time clang libclang-rt-dev? mandoc sasl2-bin libsasl2-modules \
   postfix swaks systemd adduser"
 RPM_TEST="pamtester pam_wrapper openssl curl python3 time util-linux procps-ng psmisc strace clang \
-  compiler-rt mandoc rpmlint cyrus-sasl cyrus-sasl-plain postfix swaks systemd"
+  compiler-rt mandoc cyrus-sasl cyrus-sasl-plain postfix swaks systemd"
 
 # Postfix asks how to set up the system's mail: "No configuration" writes no main.cf, so no system
 # Postfix starts (the tests run their own instance on a free loopback port). Only before Postfix
