@@ -42,8 +42,10 @@ interface Postfix {
 
 /**
  * A Postfix instance of its own: config directory, queue and data directory in the sandbox, one
- * smtpd per listener. Debian's smtpd reads its Cyrus SASL file from CONFIG_DIR/sasl/NAME.conf,
- * NAME being smtpd_sasl_path (so /etc/postfix/sasl/smtpd.conf for the system instance).
+ * smtpd per listener. smtpd reads its Cyrus SASL file NAME.conf, NAME being smtpd_sasl_path, from
+ * cyrus_sasl_config_path: Debian's main.cf sets /etc/postfix/sasl, but the built-in default is
+ * empty, which Debian 13's smtpd leaves to the Cyrus library's own search path (no smtpdN.conf
+ * there: sasldb, and 454 for every AUTH); Debian 12's was patched to read CONFIG_DIR/sasl.
  */
 async function startPostfix(
   sb: Sandbox,
@@ -61,6 +63,7 @@ async function startPostfix(
       `queue_directory = ${queue}`,
       `data_directory = ${data}`,
       "meta_directory = /etc/postfix",
+      `cyrus_sasl_config_path = ${conf}/sasl`,
       "myhostname = relay.pam-mapi.test",
       "mydestination =",
       "inet_interfaces = 127.0.0.1",
