@@ -89,6 +89,12 @@ phase() { # NAME: prints how long the previous phase took, then starts NAME
   [ -z "$1" ] || echo "fresh-root: == $1"
 }
 
+finish() { # STATUS
+  phase ""
+  echo "fresh-root: $step on ${tar##*/} exited $1"
+  exit "$1"
+}
+
 phase "unpack $tar into $dir"
 tar -C "$dir" -xf "$tar"
 # debootstrap writes no /etc/hosts: the tests need localhost.
@@ -129,7 +135,7 @@ phase "Node.js and npm from the release's apt"
 inside 'export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq && apt-get install -y -qq --no-install-recommends nodejs npm >/tmp/node.log 2>&1 ||
     { tail -30 /tmp/node.log; exit 1; }
-  echo "fresh-root: $(. /etc/os-release; echo "$PRETTY_NAME"), node $(node --version), npm $(npm --version)"'
+  echo "fresh-root: $(. /etc/os-release; echo "$PRETTY_NAME"), node $(node --version), npm $(npm --version)"' || finish $?
 
 cd_clone='cd /root/pam_mapi'
 case $step in
@@ -139,13 +145,10 @@ ci) phase "bash .ci/run"; cmd="$cd_clone && bash .ci/run" ;;
 shell) phase "shell"; cmd="$cd_clone && exec bash -i" ;;
 build)
   phase "sh scripts/setup-build.sh && sh packaging/build-packages.sh"
-  inside "$cd_clone && sh scripts/setup-build.sh && sh packaging/build-packages.sh"
+  inside "$cd_clone && sh scripts/setup-build.sh && sh packaging/build-packages.sh" || finish $?
   phase "apt-get install of the .deb, then pamtester against the Kopano-compatible server"
   cmd="$cd_clone && sh scripts/fresh-root-check.sh --installed-login"
   ;;
 esac
-status=0
-inside "$cmd" || status=$?
-phase ""
-echo "fresh-root: $step on ${tar##*/} exited $status"
-exit "$status"
+inside "$cmd" || finish $?
+finish 0
