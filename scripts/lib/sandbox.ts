@@ -9,6 +9,7 @@
 // everything left in the PID namespace, and the mounts disappear with the namespace. Needs root,
 // util-linux (unshare, nsenter), python3 and an overlay-capable kernel.
 import { run, type RunResult } from "./run.ts";
+import { assertModeNamed, type ModeOptions } from "./pam_mode.ts";
 
 const INIT = new URL("./sandbox_init.py", import.meta.url).pathname;
 
@@ -113,8 +114,10 @@ export class Sandbox implements AsyncDisposable {
     }
   }
 
-  /** Writes /etc/pam.d/NAME as the sandbox sees it (libpam reads it at every pam_start). */
-  async pamService(name: string, lines: string[]): Promise<void> {
+  /** Writes /etc/pam.d/NAME as the sandbox sees it (libpam reads it at every pam_start). Its
+   * pam_mapi.so auth lines must name their mode (pam_mode.ts). */
+  async pamService(name: string, lines: string[], options: ModeOptions = {}): Promise<void> {
+    assertModeNamed(lines, `the sandbox's /etc/pam.d/${name}`, options);
     await Deno.writeTextFile(`${this.dir}/pam.d/${name}`, lines.join("\n") + "\n");
   }
 

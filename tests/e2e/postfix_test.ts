@@ -154,8 +154,11 @@ Deno.test({
       const { module, helper } = await installBuilt(sb);
       const auth = (...args: string[]) =>
         ["auth", "required", module, `helper=${helper}`, `socket=${url}`, ...args].join(" ");
-      await sb.pamService("smtp", [auth(), `account required ${module}`]);
-      await sb.pamService("smtp-imap", [auth("service=imap"), `account required ${module}`]);
+      await sb.pamService("smtp", [auth("daemon=off"), `account required ${module}`]);
+      await sb.pamService("smtp-imap", [
+        auth("daemon=off", "service=imap"),
+        `account required ${module}`,
+      ]);
       // The resident helper on a socket pam_mapi.so trusts, for the smtp-daemon service.
       const runDir = `${sb.dir}/run`;
       await Deno.mkdir(runDir);

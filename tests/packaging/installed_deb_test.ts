@@ -14,6 +14,7 @@
 import assert from "node:assert/strict";
 import { run as runCommand } from "../../scripts/lib/run.ts";
 import { startKopanoSim } from "../kopano_sim/mod.ts";
+import { assertModeNamed } from "../../scripts/lib/pam_mode.ts";
 import { checkInstalledDaemon } from "./installed_daemon.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
@@ -224,7 +225,11 @@ Deno.test({
       assert.match(shadow?.split(":")[1] ?? "", /^[!*]/, `${ACCOUNT} has a usable password`);
       if (!systemdRuns) {
         // Nothing was started, and the maintainer scripts did not fail for it.
-        assert.ok(!(await exists(RUNTIME_DIR)), `${RUNTIME_DIR} exists without systemd`);
+        assert.equal(
+          await exists(RUNTIME_DIR),
+          runtimeBefore,
+          `${RUNTIME_DIR} made without systemd`,
+        );
       }
       assert.deepEqual(await pamdSnapshot(), pamdBefore, "installing changed /etc/pam.d");
       assert.match(await Deno.readTextFile(EXAMPLE), /^auth\s+required\s+pam_mapi\.so /m);
@@ -236,8 +241,9 @@ Deno.test({
       await Deno.mkdir(svc);
       await Deno.writeTextFile(`${svc}/other`, "auth required pam_deny.so\n");
       const service = (socket: string) =>
-        `auth required pam_mapi.so socket=${socket}\naccount required pam_mapi.so\n`;
+        `auth required pam_mapi.so socket=${socket} daemon=off\naccount required pam_mapi.so\n`;
       const pamtester = async (socket: string, password: string) => {
+        assertModeNamed([service(socket)], `${svc}/smtp`);
         await Deno.writeTextFile(`${svc}/smtp`, service(socket));
         return await run("pamtester", ["-v", "smtp", "alice", "authenticate", "acct_mgmt"], {
           stdin: `${password}\n`,

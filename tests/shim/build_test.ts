@@ -136,14 +136,16 @@ Deno.test("HELPER_PATH sets the default helper; without helper= the default is u
   const buildDir = `${dir}/build`;
   await runOk("make", ["-s", "-C", `${ROOT}/shim`, `BUILD=${buildDir}`, `HELPER_PATH=${helper}`]);
   const v: Variant = { ...PLAIN, module: `${buildDir}/pam_mapi.so` };
-  const conf = await pamConf(dir, { mapi: [`auth required ${v.module}`] });
+  const conf = await pamConf(dir, { mapi: [`auth required ${v.module} daemon=off`] });
   let r = await runDriver(v, ["--password", "pw-alice", conf, "mapi"]);
   assert.equal(r.kv.auth, "PAM_SUCCESS");
   // The packaged default, when it is not installed, is refused like any missing helper.
   const stock = "/usr/libexec/pam_mapi/pam_mapi_helper";
   const installed = await Deno.stat(stock).then(() => true, () => false);
   if (!installed) {
-    const conf2 = await pamConf(`${dir}/stock`, { mapi: [`auth required ${PLAIN.module}`] });
+    const conf2 = await pamConf(`${dir}/stock`, {
+      mapi: [`auth required ${PLAIN.module} daemon=off`],
+    });
     r = await runDriver(PLAIN, ["--password", "pw-alice", conf2, "mapi"]);
     assert.equal(r.kv.auth, "PAM_SERVICE_ERR");
     assert.deepEqual(r.logs, [{
