@@ -19,8 +19,11 @@
 #            the end unless KEEP=1 is set
 #
 # NODE_EXTRA_CA_CERTS, when set, is copied into the root and set there too (behind a
-# TLS-intercepting proxy: README.md, Try it); HTTPS_PROXY and HTTP_PROXY are passed on. Prints the
-# time of each phase; exits with the step's status.
+# TLS-intercepting proxy: README.md, Try it); HTTPS_PROXY and HTTP_PROXY are passed on. With
+# MACHINE_DAEMON=trap the root's /run/pam_mapi/helper.sock holds a trusted daemon that answers
+# PAM_SUCCESS to anything (tests/daemon/fake_daemon.py), as if the machine ran the resident helper:
+# the step must pass all the same and the trap must be asked nothing (python3 is installed with
+# Node.js for it). Prints the time of each phase; exits with the step's status.
 set -eu
 
 # The build step's last part, run inside the root from the clone: install the .deb as an
@@ -133,11 +136,31 @@ inside() { # SHELL-COMMAND
 
 phase "Node.js and npm from the release's apt"
 inside 'export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq && apt-get install -y -qq --no-install-recommends nodejs npm >/tmp/node.log 2>&1 ||
+  apt-get update -qq &&
+    apt-get install -y -qq --no-install-recommends nodejs npm '"${MACHINE_DAEMON:+python3}"' \
+      >/tmp/node.log 2>&1 ||
     { tail -30 /tmp/node.log; exit 1; }
   echo "fresh-root: $(. /etc/os-release; echo "$PRETTY_NAME"), node $(node --version), npm $(npm --version)"' || finish $?
 
 cd_clone='cd /root/pam_mapi'
+# MACHINE_DAEMON=trap: the trap listens while the step runs, and must be asked nothing.
+if [ "${MACHINE_DAEMON:-}" = trap ]; then
+  printf '{"v":1,"result":"PAM_SUCCESS","log":[]}' >"$dir/root/trap.reply"
+  cd_clone="$cd_clone"' && mkdir -m 0755 /run/pam_mapi && : >/root/trap.out &&
+    { python3 tests/daemon/fake_daemon.py /run/pam_mapi/helper.sock root /root/trap.reply \
+        /root/trap.record >/root/trap.out 2>&1 & } &&
+    trap_pid=$! &&
+    trap_report() {
+      status=$?
+      asked=$(cat /root/trap.record 2>/dev/null | wc -l)
+      echo "fresh-root: the trap at /run/pam_mapi/helper.sock was asked $asked times"
+      kill "$trap_pid"
+      [ "$asked" -eq 0 ] || status=1
+      exit "$status"
+    } &&
+    trap trap_report EXIT &&
+    until grep -q "^ready$" /root/trap.out; do sleep 0.1; done'
+fi
 case $step in
 demo) phase "sh scripts/setup.sh && deno task demo"; cmd="$cd_clone && sh scripts/setup.sh && deno task demo" ;;
 test) phase "sh scripts/setup.sh && deno task test"; cmd="$cd_clone && sh scripts/setup.sh && deno task test" ;;
