@@ -101,7 +101,8 @@ for kind in $kinds; do
       continue
     fi
     echo "packages: rpmlint (errors fail the build; filters in packaging/rpm/pam_mapi.rpmlintrc:" \
-      "$(grep -c '^addFilter' packaging/rpm/pam_mapi.rpmlintrc))"
+      "$(grep -c '^addFilter' packaging/rpm/pam_mapi.rpmlintrc), in pam_mapi.rpmlint.toml:" \
+      "$(grep -c '^    "' packaging/rpm/pam_mapi.rpmlint.toml))"
     if rpmlint -c packaging/rpm/pam_mapi.rpmlint.toml -r packaging/rpm/pam_mapi.rpmlintrc \
       "$out"/pam_mapi-*.rpm >"$work/rpmlint.log" 2>&1; then
       :

@@ -10,13 +10,15 @@ here=$(dirname "$0")
 . "$here/lib/tls_hint.sh"
 
 # build-essential: dpkg-buildpackage checks it for every build. debhelper, dpkg-dev and fakeroot
-# make the .deb, rpm brings rpmbuild for the .rpm, and libpam-modules' file list tells
+# make the .deb, rpm brings rpmbuild for the .rpm (file and elfutils: its find-debuginfo and
+# brp-strip use file and eu-strip, which Debian's rpm does not depend on; from Debian 13 it
+# makes a debuginfo package, empty without them), and libpam-modules' file list tells
 # packaging/debian/rules where PAM modules go. ca-certificates: the system's CA bundle, which the
 # helper trusts for https:// without cafile= (npm and Deno use their own built-in roots, plus
 # NODE_EXTRA_CA_CERTS: tls_hint). lintian and rpmlint: build-packages.sh checks what it built
 # with them (an error fails the build), so that a build machine sees what a release's linter says.
 DEB_BUILD="gcc make libc6-dev libpam0g-dev libpam-modules build-essential debhelper dpkg-dev \
-  fakeroot rpm ca-certificates lintian rpmlint"
+  fakeroot rpm file elfutils ca-certificates lintian rpmlint"
 RPM_BUILD="gcc make glibc-devel pam-devel rpm-build ca-certificates rpmlint"
 
 install_packages "$DEB_BUILD" "$RPM_BUILD"
