@@ -82,7 +82,7 @@ Deno.test({
 
       // The demo's own results, and nothing asked the machine's daemon.
       assert.equal((await read("demo.status")).trim(), "0", demo);
-      assert.match(demo, /^demo: all 5 cases as expected in both modes$/m);
+      assert.match(demo, /^demo: all 5 cases as expected in both modes, and every timed login$/m);
       const header = /^case +expected +forked helper +resident helper +syslog line/m;
       assert.match(demo, header);
       for (
@@ -103,7 +103,7 @@ Deno.test({
         assert.match(demo, row, demo);
       }
       const times =
-        /^time per login \(median of (\d+); min-max\) +([\d.]+) ms \([\d.]+-[\d.]+\) +([\d.]+) ms \([\d.]+-[\d.]+\) +pamtester alone \(pam_permit\.so\): [\d.]+ ms/m
+        /^time per login \(median of (\d+); min-max\) +PAM_SUCCESS +([\d.]+) ms \([\d.]+-[\d.]+\) +([\d.]+) ms \([\d.]+-[\d.]+\) +ok +pamtester alone \(pam_permit\.so\): [\d.]+ ms/m
           .exec(demo);
       assert.ok(times, demo);
       assert.ok(Number(times[1]) >= 11, `only ${times[1]} logins timed`);
