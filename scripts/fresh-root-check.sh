@@ -18,6 +18,7 @@
 # DIR        where to unpack the root (default: a new directory under /var/tmp); it is removed at
 #            the end unless KEEP=1 is set
 #
+# COMMIT names another commit of this repository to clone than HEAD.
 # NODE_EXTRA_CA_CERTS, when set, is copied into the root and set there too (behind a
 # TLS-intercepting proxy: README.md, Try it); HTTPS_PROXY and HTTP_PROXY are passed on. With
 # MACHINE_DAEMON=trap the root's /run/pam_mapi/helper.sock holds a trusted daemon that answers
@@ -75,7 +76,7 @@ tar=$(readlink -f "$1")
 step=$2
 case $step in demo | test | ci | build | shell) ;; *) echo "fresh-root: unknown step $step" >&2; exit 2 ;; esac
 repo=$(cd "$(dirname "$0")/.." && pwd)
-commit=$(git -C "$repo" rev-parse HEAD)
+commit=$(git -C "$repo" rev-parse "${COMMIT:-HEAD}^{commit}")
 dir=${3:-$(mktemp -d /var/tmp/pam_mapi-root.XXXXXX)}
 mkdir -p "$dir"
 dir=$(readlink -f "$dir")
