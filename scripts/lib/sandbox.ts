@@ -138,7 +138,10 @@ export class Sandbox implements AsyncDisposable {
   ): Promise<RunResult> {
     const pid = this.#child.pid;
     const ns = [`--mount=/proc/${pid}/ns/mnt`, `--pid=/proc/${pid}/ns/pid_for_children`];
-    return run("nsenter", [...ns, "--", cmd, ...args], options);
+    // Entering a mount namespace puts a process at that namespace's root, which is not ours when
+    // we run in a chroot (a fresh-root check): take the root and directory of the sandbox's PID 1.
+    const dirs = [`--root=/proc/${pid}/root`, `--wd=/proc/${pid}/cwd`];
+    return run("nsenter", [...ns, ...dirs, "--", cmd, ...args], options);
   }
 
   /** Starts a daemon inside the sandbox: waits for the command (which forks and returns) with its
