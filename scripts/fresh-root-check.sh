@@ -1,7 +1,8 @@
 #!/bin/sh
 # Runs the README's commands on a fresh Debian root, as a newcomer would: a plain git clone of this
-# checkout's HEAD (committed work only), nothing else beside it, Node.js and npm from the
-# release's own apt. As root, on a machine that may run other things: the root is a chroot in a
+# checkout's HEAD (committed work only) in /srv/pam_mapi (where other users can read it, as the
+# tests need; not under /root), nothing else beside it, Node.js and npm from the release's own
+# apt. As root, on a machine that may run other things: the root is a chroot in a
 # private mount namespace (with its own /proc, /dev/pts and an empty /run; /sys and /dev are the
 # machine's), so nothing it mounts or starts outlives it.
 #
@@ -115,8 +116,8 @@ for v in HTTPS_PROXY HTTP_PROXY https_proxy http_proxy; do
 done
 
 phase "git clone of $commit"
-git clone -q --no-hardlinks "$repo" "$dir/root/pam_mapi"
-git -C "$dir/root/pam_mapi" checkout -q --detach "$commit"
+git clone -q --no-hardlinks "$repo" "$dir/srv/pam_mapi"
+git -C "$dir/srv/pam_mapi" checkout -q --detach "$commit"
 
 # Runs a shell command in the root: chroot in a private mount namespace; --kill-child ends
 # whatever is left in it.
@@ -143,7 +144,7 @@ inside 'export DEBIAN_FRONTEND=noninteractive
     { tail -30 /tmp/node.log; exit 1; }
   echo "fresh-root: $(. /etc/os-release; echo "$PRETTY_NAME"), node $(node --version), npm $(npm --version)"' || finish $?
 
-cd_clone='cd /root/pam_mapi'
+cd_clone='cd /srv/pam_mapi'
 # MACHINE_DAEMON=trap: the trap listens while the step runs, and must be asked nothing.
 if [ "${MACHINE_DAEMON:-}" = trap ]; then
   printf '{"v":1,"result":"PAM_SUCCESS","log":[]}' >"$dir/root/trap.reply"

@@ -25,3 +25,18 @@ if command -v debconf-set-selections >/dev/null 2>&1 &&
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
 fi
 install_packages "$DEB_TEST" "$RPM_TEST"
+
+# The tests run parts of the checkout as other users (nobody, daemon, pam_mapi): every directory
+# above it must let them through, which /root (mode 0700 on Debian) does not.
+dir=$(cd "$here/.." && pwd -P)
+while :; do
+  mode=$(stat -c %a "$dir")
+  if [ $((0$mode & 1)) -eq 0 ]; then
+    echo "setup: warning: other users cannot get through $dir (mode $mode), and the tests run" \
+      "parts of this checkout as nobody: they would fail. Clone it where others can read it," \
+      "e.g. /srv/pam_mapi (README.md, Try it)" >&2
+    break
+  fi
+  [ "$dir" != / ] || break
+  dir=$(dirname "$dir")
+done
