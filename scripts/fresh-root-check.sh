@@ -1,8 +1,8 @@
 #!/bin/sh
 # Runs the README's commands on a fresh Debian root, as a newcomer would: a plain git clone of this
 # checkout's HEAD (committed work only) in /srv/pam_mapi (where other users can read it, as the
-# tests need; not under /root), nothing else beside it, Node.js and npm from the release's own
-# apt. As root, on a machine that may run other things: the root is a chroot in a
+# tests need; not under /root), nothing else beside it, Node.js, npm and git from the release's
+# own apt. As root, on a machine that may run other things: the root is a chroot in a
 # private mount namespace (with its own /proc, /dev/pts and an empty /run; /sys and /dev are the
 # machine's), so nothing it mounts or starts outlives it.
 #
@@ -136,10 +136,10 @@ inside() { # SHELL-COMMAND
     exec chroot "$r" "$@"' sh "$dir" /usr/bin/env -i $env_in sh -c "$1"
 }
 
-phase "Node.js and npm from the release's apt"
+phase "Node.js, npm and git (the newcomer cloned with it) from the release's apt"
 inside 'export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq &&
-    apt-get install -y -qq --no-install-recommends nodejs npm '"${MACHINE_DAEMON:+python3}"' \
+    apt-get install -y -qq --no-install-recommends nodejs npm git '"${MACHINE_DAEMON:+python3}"' \
       >/tmp/node.log 2>&1 ||
     { tail -30 /tmp/node.log; exit 1; }
   echo "fresh-root: $(. /etc/os-release; echo "$PRETTY_NAME"), node $(node --version), npm $(npm --version)"' || finish $?
