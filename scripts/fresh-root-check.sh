@@ -2,8 +2,8 @@
 # Runs the README's commands on a fresh Debian root, as a newcomer would: a plain git clone of this
 # checkout's HEAD (committed work only) in /srv/pam_mapi (where other users can read it, as the
 # tests need; not under /root), nothing else beside it, Node.js, npm and git from the release's
-# own apt. As root, on a machine that may run other things: the root is a chroot in a
-# private mount namespace (with its own /proc, /dev/pts and an empty /run; /sys and /dev are the
+# own apt. As root, on a machine that may run other things: the root is a chroot in a private
+# mount namespace (with its own /proc, /dev/pts and an empty /run; /sys and /dev are the
 # machine's), so nothing it mounts or starts outlives it.
 #
 #   sh scripts/fresh-root-check.sh ROOT.tar STEP [DIR]
@@ -72,7 +72,7 @@ if [ "${1:-}" = --installed-login ]; then
 fi
 
 [ "$(id -u)" -eq 0 ] || { echo "fresh-root: run it as root (chroot, mounts)" >&2; exit 2; }
-[ $# -ge 2 ] || { sed -n '8,20p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[ $# -ge 2 ] || { sed -n '/^#   sh scripts/,/^set -eu/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
 tar=$(readlink -f "$1")
 step=$2
 case $step in demo | test | ci | build | shell) ;; *) echo "fresh-root: unknown step $step" >&2; exit 2 ;; esac
