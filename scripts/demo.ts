@@ -18,6 +18,7 @@ import { Sandbox, type SyslogRecord } from "./lib/sandbox.ts";
 import { run } from "./lib/run.ts";
 import { startKopanoSim } from "../tests/kopano_sim/mod.ts";
 import { type ResidentHelper, setServerDown, startResidentHelper } from "../tests/e2e/lib.ts";
+import { disposableSocketDir } from "../tests/lib/socket_dir.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 
@@ -83,16 +84,16 @@ console.log(`\ndemo: all ${CASES.length} cases as expected in both modes, and ev
 async function demo(): Promise<number> {
   checkInterrupt();
   await using sim = await startKopanoSim({ listen: ["127.0.0.1:0"] });
+  // The resident helper's socket, in a directory of its own that pam_mapi.so trusts: root's, 0755,
+  // directly under /run (never below /tmp, which others may write to). Removed after the sandbox,
+  // whose processes (the daemon) die with it.
+  await using sockDir = await disposableSocketDir("pam_mapi_demo_");
   await using sandbox = await Sandbox.open();
   checkInterrupt();
   const url = sim.urls.http[0];
   const module = await sandbox.copyIn(`${root}/dist/pam_mapi.so`);
   const helper = await sandbox.copyIn(`${root}/dist/pam_mapi_helper`);
-  // The resident helper's socket, in a directory pam_mapi.so trusts (root's, 0755 all the way up).
-  const runDir = `${sandbox.dir}/run`;
-  await Deno.mkdir(runDir, { mode: 0o755 });
-  await Deno.chmod(runDir, 0o755);
-  const socket = `${runDir}/helper.sock`;
+  const socket = `${sockDir.path}/helper.sock`;
   const modeArg = { fork: "daemon=off", daemon: `daemon=${socket}` };
   for (const mode of ["fork", "daemon"] as const) {
     const mapi = `${module} helper=${helper} socket=${url} ${modeArg[mode]}`;

@@ -4,8 +4,10 @@
 # package build tools, Deno 2.9.6), then what the tests need: the PAM test tools, clang (the
 # release's default version, with its sanitizer and fuzzer runtime: lib/packages.sh), the man
 # page linter, systemd-analyze (tests/packaging checks the unit with it; systemd need not run),
-# adduser (the .deb depends on it, and dpkg -i does not fetch it), and the saslauthd, Postfix and
-# swaks the end-to-end tests drive. Safe to run again: it installs only what is missing.
+# adduser (the .deb depends on it, and dpkg -i does not fetch it), the saslauthd, Postfix and
+# swaks the end-to-end tests drive, and debootstrap and systemd-nspawn (systemd-container), with
+# which tests/packaging boots the package under a real systemd. Safe to run again: it installs
+# only what is missing.
 set -eu
 here=$(dirname "$0")
 sh "$here/setup-build.sh"
@@ -13,7 +15,7 @@ sh "$here/setup-build.sh"
 
 DEB_TEST="pamtester libpam-wrapper openssl curl python3 util-linux procps psmisc \
   strace time clang libclang-rt-dev? mandoc sasl2-bin libsasl2-modules \
-  postfix swaks systemd adduser"
+  postfix swaks systemd adduser debootstrap systemd-container"
 RPM_TEST="pamtester pam_wrapper openssl curl python3 time util-linux procps-ng psmisc strace clang \
   compiler-rt mandoc cyrus-sasl cyrus-sasl-plain postfix swaks systemd"
 

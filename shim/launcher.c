@@ -3,6 +3,8 @@
  * first whether Deno may use its code cache. Deno loads compiled V8 code from the cache directory
  * (DENO_DIR/v8_code_cache_v2) before any of the helper's code runs, and runs it as root: whoever
  * can write that directory or a file in it can make a wrong password pass. So, in this order:
+ *   every descriptor above 2 closed (a shell or a host may hold a secret open: `exec 7</etc/shadow;
+ *   runuser -u pam_mapi -- pam_mapi_helper serve` must not hand it on to the daemon);
  *   umask 077 (what Deno creates is root's alone), RLIMIT_CORE 0/0 (no core, also for `check`
  *   run by hand);
  *   the Deno runtime and the bundle must be regular files owned by root (or the user running this)
@@ -28,6 +30,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fds.h"
 #include "launcher_paths.h"   /* PAM_MAPI_DENO, PAM_MAPI_BUNDLE, PAM_MAPI_PAM_BUNDLE, PAM_MAPI_CACHE_DIR */
 #include "path_check.h"
 
@@ -50,9 +53,14 @@ static const char *const deno_flags[] = {
 static const char serve_v8_flags[] =
 	"--v8-flags=--jitless,--single-threaded,--max-semi-space-size=1,--optimize-for-size";
 
-/* An empty DENO_TLS_CA_STORE: no built-in roots, https:// trusts only what the helper passes. */
+/* An empty DENO_TLS_CA_STORE: no built-in roots, https:// trusts only what the helper passes.
+ * DENO_DISABLE_NODE_SHIM=1: where PATH has no `node` (a mail server), `deno run` would link
+ * DENO_DIR/node_compat_bin/node to itself for child processes to find (Deno 2.9,
+ * cli/node_compat_shim.rs), a symbolic link that the cache check rightly refuses from then on;
+ * the helper starts no child process. */
 static const char *const fixed_env[] = {
-	"DENO_TLS_CA_STORE=", "DENO_NO_UPDATE_CHECK=1", "NO_COLOR=1", "PATH=/usr/bin:/bin",
+	"DENO_TLS_CA_STORE=", "DENO_DISABLE_NODE_SHIM=1", "DENO_NO_UPDATE_CHECK=1", "NO_COLOR=1",
+	"PATH=/usr/bin:/bin",
 };
 
 /* Writes the reason (a message cut to the buffer is fine). */
@@ -190,6 +198,7 @@ int main(int argc, char **argv)
 	size_t n = 0;
 	bool serve, pam;
 
+	fds_close_span(3, ~0U, fds_loop_max());
 	umask(077);
 	if (setrlimit(RLIMIT_CORE, &no_core) != 0)
 		die("setrlimit", strerror(errno));

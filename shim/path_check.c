@@ -8,7 +8,8 @@
  *    any entry in it, a symbolic link included. The exception is a sticky directory owned by a
  *    trusted owner (like /tmp): others may add entries there but not rename or remove one they do
  *    not own, so a link used there must be owned by a trusted owner (a directory or the file must
- *    be anyway);
+ *    be anyway). Not for a daemon's socket: there the name itself matters while it is free (no
+ *    daemon listens), and in a sticky directory anyone could take it;
  *  - ".." leaves the directory reached so far, as the kernel does after a link, and the resolved
  *    path is what the caller opens or executes, so a link changed after the check changes nothing;
  *  - then the rules for the file (or directory) itself. */
@@ -48,6 +49,7 @@ struct walk {
 	char *rest;              /* what is left to resolve */
 	char *link;              /* a link's target */
 	struct stat holder;      /* lstat of cur, taken by check_holder */
+	bool no_sticky;          /* a directory others may write to is refused even when sticky */
 	bool missing;            /* the walk failed because a name does not exist */
 	char *why;
 	size_t whylen;
@@ -74,8 +76,13 @@ static int check_holder(struct walk *w)
 		return fail(w, "%s is not a directory", w->cur);
 	if (!path_owner_ok(w->own, w->holder.st_uid))
 		return fail(w, "directory %s is not owned by %s", w->cur, owners);
-	if ((w->holder.st_mode & (S_IWGRP | S_IWOTH)) && !(w->holder.st_mode & S_ISVTX))
+	if (!(w->holder.st_mode & (S_IWGRP | S_IWOTH)))
+		return 0;
+	if (!(w->holder.st_mode & S_ISVTX))
 		return fail(w, "directory %s is writable by group or others", w->cur);
+	if (w->no_sticky)
+		return fail(w, "directory %s is sticky but writable by group or others: anyone could "
+			    "take the socket's name while no daemon listens", w->cur);
 	return 0;
 }
 
@@ -186,11 +193,12 @@ static int walk(struct walk *w, const char *path, struct stat *st)
 }
 
 /* Runs the walk with its buffers; returns its result, *resolved on success. */
-static int resolve(const char *path, const struct path_owners *own, struct walk *w,
-		   struct stat *st, char *why, size_t whylen)
+static int resolve(const char *path, const struct path_owners *own, bool no_sticky,
+		   struct walk *w, struct stat *st, char *why, size_t whylen)
 {
 	memset(w, 0, sizeof *w);
 	w->own = own;
+	w->no_sticky = no_sticky;
 	w->why = why;
 	w->whylen = whylen;
 	w->cur = malloc(3 * (size_t)PATH_MAX);
@@ -234,7 +242,7 @@ int path_check_file(const char *path, const struct path_owners *own, int flags, 
 	struct stat st;
 
 	*resolved = NULL;
-	if (resolve(path, own, &w, &st, why, whylen) < 0)
+	if (resolve(path, own, false, &w, &st, why, whylen) < 0)
 		return -1;
 	if (!S_ISREG(st.st_mode))
 		return refuse(&w, "not a regular file%s%s", "", "");
@@ -250,8 +258,9 @@ int path_check_file(const char *path, const struct path_owners *own, int flags, 
 }
 
 /* A directory or a socket at path: its type and owner, and for a directory its mode (its entries
- * are used, so no sticky exception); a socket's mode only says who may connect. -2 when a name on
- * the path does not exist. */
+ * are used, so no sticky exception); a socket's mode only says who may connect. A socket's path
+ * has no sticky exception either: a name that is free while no daemon listens must not be free for
+ * everyone. -2 when a name on the path does not exist. */
 static int check_named(const char *path, const struct path_owners *own, mode_t type,
 		       const char *noun, char **resolved, char *why, size_t whylen)
 {
@@ -259,7 +268,7 @@ static int check_named(const char *path, const struct path_owners *own, mode_t t
 	struct stat st;
 
 	*resolved = NULL;
-	if (resolve(path, own, &w, &st, why, whylen) < 0)
+	if (resolve(path, own, type == S_IFSOCK, &w, &st, why, whylen) < 0)
 		return w.missing ? -2 : -1;
 	if ((st.st_mode & S_IFMT) != type)
 		return refuse(&w, "%s is not a %s", w.cur, noun);

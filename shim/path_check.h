@@ -31,8 +31,10 @@ int path_check_dir(const char *path, const struct path_owners *own, char **resol
 		   size_t whylen);
 
 /* The same for a UNIX socket to connect to: a socket owned by a trusted owner (its mode is the
- * daemon's business: it decides who may connect). Returns 0 with *resolved, -2 when a name on the
- * path does not exist (nothing listens there; the directories before it passed), -1 otherwise. */
+ * daemon's business: it decides who may connect), below directories none of which group or others
+ * may write, sticky or not (while no daemon listens, anyone could take a free name in a sticky
+ * one). Returns 0 with *resolved, -2 when a name on the path does not exist (nothing listens there;
+ * the directories before it passed), -1 otherwise. */
 int path_check_socket(const char *path, const struct path_owners *own, char **resolved, char *why,
 		      size_t whylen);
 

@@ -1,5 +1,5 @@
-/* Starting and supervising the helper. Each point answers a pitfall in
- * ../shared/reference/pam-anchors.md section 3.
+/* Starting and supervising the helper (the process contract of docs/protocol.md section 1). Each
+ * point answers a pitfall of a PAM module that runs a program inside someone else's process.
  *
  * Child status vs. the host's SIGCHLD handling: a supervisor process that never calls execve.
  *   The host must not be able to take the helper's exit status: saslauthd's SIGCHLD handler reaps
@@ -23,7 +23,7 @@
  *   with shutdown(), which the helper sees as EOF even if another thread's fork holds a copy of our
  *   end. stdout and stderr are pipes. Every descriptor the shim opens is close-on-exec; the
  *   supervisor closes every descriptor it does not need (including the host's 0-2), and the helper
- *   child closes every fd above 2 with close_range (a bounded loop where that is missing).
+ *   child closes every fd above 2 with close_range (a bounded loop where that is missing: fds.c).
  *
  * Signals: the shim blocks all signals in the calling thread around clone, so no host handler can
  *   run in the supervisor, which keeps them blocked. The helper child resets every disposition to
@@ -64,22 +64,20 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fds.h"
 #include "protocol.h"
 
 #define KILL_GRACE_MS 200       /* SIGTERM -> SIGKILL (protocol.md 1) */
 #define REAP_AFTER_KILL_MS 2000 /* a SIGKILLed process still there after this is stuck in the kernel */
 #define SHIM_MARGIN_MS 1000     /* the shim's own limit beyond the supervisor's */
 #define FALLBACK_TICK_MS 10     /* exit check interval without pidfd */
-#define CLOSE_LOOP_MAX 65536    /* bound of the close() loop where close_range is missing */
 
 #ifndef __WALL
 #define __WALL 0x40000000
 #endif
 
-/* Test builds force the fallbacks so that they are exercised on a kernel that has both. */
-#ifdef PAM_MAPI_TEST_NO_CLOSE_RANGE
-#undef SYS_close_range
-#endif
+/* Test builds force the fallback so that it is exercised on a kernel that has pidfd_open (fds.c
+ * does the same for close_range). */
 #ifdef PAM_MAPI_TEST_NO_PIDFD
 #undef SYS_pidfd_open
 #endif
@@ -115,17 +113,6 @@ static long long now_ms(void)
 }
 
 /* ---- after clone: async-signal-safe code only ---- */
-
-/* Closes fds lo..hi (inclusive). */
-static void close_span(unsigned lo, unsigned hi, int close_max)
-{
-#ifdef SYS_close_range
-	if (syscall(SYS_close_range, lo, hi, 0U) == 0)
-		return;
-#endif
-	for (unsigned fd = lo; fd <= hi && fd < (unsigned)close_max; fd++)
-		close((int)fd);
-}
 
 /* Sets sig to SIG_DFL with no flags and an empty mask, through the raw system call: glibc's
  * sigaction() refuses the signals it reserves for itself (32, 33), and a host that ignores those
@@ -172,7 +159,7 @@ static void __attribute__((noreturn)) helper_exec(const struct plan *p, pid_t su
 
 	if (dup2(p->in_fd, 0) != 0 || dup2(p->out_fd, 1) != 1 || dup2(p->err_fd, 2) != 2)
 		_exit(126);
-	close_span(3, ~0U, p->close_max);
+	fds_close_span(3, ~0U, p->close_max);
 	/* Own process group, so a timeout can kill the helper and everything it started. */
 	if (setpgid(0, 0) != 0) {
 		child_report("setpgid", errno);
@@ -260,10 +247,10 @@ static void __attribute__((noreturn)) supervise_helper(const struct plan *p)
 	 * ours, not even its 0-2. */
 	for (int i = 0; i < 5; i++) {
 		if ((unsigned)p->keep[i] > lo)
-			close_span(lo, (unsigned)p->keep[i] - 1, p->close_max);
+			fds_close_span(lo, (unsigned)p->keep[i] - 1, p->close_max);
 		lo = (unsigned)p->keep[i] + 1;
 	}
-	close_span(lo, ~0U, p->close_max);
+	fds_close_span(lo, ~0U, p->close_max);
 
 	self = (pid_t)syscall(SYS_getpid);
 	/* A plain fork of this single-threaded process: exit signal SIGCHLD, to us. */
@@ -481,7 +468,6 @@ void spawn_helper(const char *path, const unsigned char *request, size_t request
 	int prep[2] = { -1, -1 }, pctl[2] = { -1, -1 };
 	struct plan plan;
 	struct run r;
-	struct rlimit rl;
 	struct sup_report rep;
 	sigset_t all, old;
 	int cancel_state, saved, st;
@@ -542,10 +528,7 @@ void spawn_helper(const char *path, const unsigned char *request, size_t request
 			plan.keep[j] = plan.keep[j - 1];
 			plan.keep[j - 1] = t;
 		}
-	plan.close_max = CLOSE_LOOP_MAX;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-	    rl.rlim_cur < CLOSE_LOOP_MAX)
-		plan.close_max = rl.rlim_cur < 1024 ? 1024 : (int)rl.rlim_cur;
+	plan.close_max = fds_loop_max();
 	plan.deadline_ms = start + (long long)deadline_s * 1000;
 
 	/* A cancelled thread would leave the supervisor unreaped and our fds open. */

@@ -33,20 +33,23 @@ serve [--socket PATH] [--socket-mode 0600|0660|0666]
   root and ${SERVICE_ACCOUNT} may connect; 0660 adds its group, 0666 everyone)
   and answers each connection as --pam does, keeping connections to the Kopano servers open for
   the next login. pam_mapi.so uses it when it can trust it (daemon=); otherwise it starts a helper
-  per login. Runs as root or ${SERVICE_ACCOUNT}, in a directory that only they can write; refuses to
-  start otherwise, or when the socket path is in use. Handles ${MAX_IN_PROGRESS} logins at once;
-  beyond that it answers PAM_AUTHINFO_UNAVAIL at once. Caches no password and no result. Logs to
-  standard error. On SIGTERM or SIGINT it removes its socket first (new logins start the helper),
-  answers the logins in progress and those waiting on the socket, and exits.
+  per login. Runs as root or ${SERVICE_ACCOUNT}, below directories that only they can write, sticky
+  or not (never /tmp); refuses to start otherwise, or when the socket path is in use.
+  Handles ${MAX_IN_PROGRESS} logins at once; beyond that it answers PAM_AUTHINFO_UNAVAIL at once.
+  Caches no password and no result. Logs to standard error. On SIGTERM or SIGINT it removes its
+  socket first (new logins start the helper), answers the logins in progress and those waiting on
+  the socket, and exits.
 
 status [--socket PATH] [--json]
   Whether pam_mapi.so would hand logins to the daemon on that socket: the trust check step by
   step (directories, socket, the daemon's identity), then the daemon's version, uptime, logins
   by result, requests in progress and refused, recent latency, open Kopano connections, memory.
-  --json    print the same as one JSON object
+  What the daemon reports is shown with control and invisible characters escaped (\\x1b).
+  --json    print the same as one JSON object (ASCII only)
   Exit status: 0 a trusted daemon answers, 1 pam_mapi.so would refuse the daemon (every login
   would fail), 2 no daemon answers (pam_mapi.so starts the helper for each login), 3 anything
-  else (bad usage, no or no sensible answer).
+  else (bad usage, no or no sensible answer, a reported field of the wrong type, or other status
+  queries in the way of its proof of identity every time).
 
 Module arguments:
   socket=URL     server to ask: http://HOST[:PORT]/PATH, https://HOST[:PORT]/PATH or

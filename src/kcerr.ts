@@ -24,7 +24,8 @@ const KCERR: Record<number, string> = {
   0x8000002b: "KCERR_BUSY",
   0x80000030: "KCERR_UNCONFIGURED",
   0x80000031: "KCERR_BAD_CHARWIDTH",
-  // Kopano 10.0.3-11.0.1 put the MAPI code into `er` for a client without the UNICODE capability.
+  // Kopano 10.0.3-11.0.1 put the MAPI code into `er` for a client without the UNICODE capability;
+  // 8.7.81-10.0.2 answered such a logon with an HTTP 500 SOAP fault "Error -2147221245".
   0x80040103: "MAPI_E_BAD_CHARWIDTH",
 };
 

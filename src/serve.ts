@@ -98,7 +98,8 @@ async function prepareSocketPath(path: string, trusted: Map<number, string>): Pr
     throw new StartError(
       `pam_mapi.so would not trust a socket in ${dir}: ${bad.path}: ${bad.text} (every ` +
         `directory above the socket must belong to root or ${SERVICE_ACCOUNT} and be writable ` +
-        "by nobody else; a daemon it does not trust makes every login fail)",
+        `by nobody else, sticky or not, as ${DEFAULT_DAEMON_SOCKET.replace(/\/[^/]*$/, "")} is; ` +
+        "a daemon it does not trust makes every login fail)",
     );
   }
   let info: Deno.FileInfo;

@@ -1,13 +1,15 @@
 // One connection to the resident helper (docs/protocol.md §7.3): the request must arrive within
 // 2 s of the accept, at most 65 536 bytes, ended by the client; then the very code of --pam
 // decides it (src/request.ts), the reply is written and the connection closed. Beyond the limit
-// of requests in progress, the busy reply goes out at once without the request being read.
+// of requests in progress, the busy reply goes out at once without the request being decided.
+// Both of those replies name the user when the request's first bytes had come (request_user.ts).
 import { Deadline, TimeoutError } from "./deadline.ts";
 import type { DaemonLog } from "./daemon_log.ts";
 import type { DaemonStats } from "./daemon_stats.ts";
 import { closeQuietly } from "./http.ts";
 import { encodeReply, MAX_REQUEST } from "./protocol.ts";
 import { handleRequest, internalError, type RequestOptions } from "./request.ts";
+import { USER_PREFIX_BYTES, userField } from "./request_user.ts";
 import { parseStatusQuery } from "./status_query.ts";
 
 export const REQUEST_MS = 2000;
@@ -15,13 +17,25 @@ export const MAX_IN_PROGRESS = 128;
 /** Busy connections whose unread request is drained (so the client sees the reply, not a reset). */
 const MAX_DRAINING = 256;
 const WRITE_MS = 2000;
-/** The busy reply, exactly as §7.3 spells it. */
-export const BUSY_REPLY = '{"v":1,"result":"PAM_AUTHINFO_UNAVAIL","log":[{"priority":"err",' +
-  `"message":"pam_mapi daemon busy: ${MAX_IN_PROGRESS} requests in progress; login not checked"}]}`;
-const LATE_REPLY = encodeReply("PAM_SERVICE_ERR", [
-  { priority: "err", message: "request not received in time" },
-]);
+/** How long a busy connection's first bytes are waited for, to name the user in the reply. */
+const BUSY_PEEK_MS = 50;
 const enc = new TextEncoder();
+
+/** The busy reply as §7.3 spells it, with "; user=NAME" when the request named one. */
+export function busyReply(user: string | null = null): string {
+  const message =
+    `pam_mapi daemon busy: ${MAX_IN_PROGRESS} requests in progress; login not checked`;
+  return encodeReply("PAM_AUTHINFO_UNAVAIL", [
+    { priority: "err", message: user ? `${message}; ${user}` : message },
+  ]);
+}
+
+function lateReply(user: string | null): string {
+  const message = "request not received in time";
+  return encodeReply("PAM_SERVICE_ERR", [
+    { priority: "err", message: user ? `${message}; ${user}` : message },
+  ]);
+}
 
 export interface ConnectionContext {
   stats: DaemonStats;
@@ -35,7 +49,8 @@ export interface ConnectionContext {
 type Received =
   /** `ended`: the client's end of stream was seen (not so when the request is too large). */
   | { kind: "request"; bytes: Uint8Array; ended: boolean }
-  | { kind: "late" }
+  /** `user`: the user= field, when the bytes that came name one. */
+  | { kind: "late"; user: string | null }
   | { kind: "gone" };
 
 /** Reads to the client's end of stream, at most MAX_REQUEST + 1 bytes (enough to see too many). */
@@ -60,10 +75,37 @@ async function receive(conn: Deno.Conn, deadline: Deadline): Promise<Received> {
       len += n;
     }
   } catch (e) {
+    const late = e instanceof TimeoutError;
+    const user = late ? userField(buf.subarray(0, len)) : null;
     buf.fill(0);
-    return e instanceof TimeoutError ? { kind: "late" } : { kind: "gone" };
+    return late ? { kind: "late", user } : { kind: "gone" };
   }
   return { kind: "request", bytes: buf.subarray(0, len), ended };
+}
+
+/**
+ * The user= field of what a busy connection has sent within BUSY_PEEK_MS (the module sends its
+ * whole request at once), or null. Reads at most USER_PREFIX_BYTES; drain() reads the rest.
+ */
+async function peekUser(conn: Deno.Conn): Promise<string | null> {
+  const deadline = new Deadline(BUSY_PEEK_MS);
+  const buf = new Uint8Array(USER_PREFIX_BYTES);
+  let len = 0;
+  try {
+    while (len < buf.length) {
+      const n = await deadline.race(conn.read(buf.subarray(len)));
+      if (n === null) break;
+      len += n;
+      if (userField(buf.subarray(0, len))) break;
+    }
+  } catch {
+    // not in time, or gone: whatever came may still name the user
+  } finally {
+    deadline.cancel();
+  }
+  const user = userField(buf.subarray(0, len));
+  buf.fill(0); // may hold the start of the password
+  return user;
 }
 
 /**
@@ -116,7 +158,7 @@ export async function serveConnection(conn: Deno.Conn, ctx: ConnectionContext): 
     }
     if (got.kind === "late") {
       stats.late++;
-      await reply(LATE_REPLY);
+      await reply(lateReply(got.user));
       return;
     }
     const start = performance.now();
@@ -152,7 +194,10 @@ function internal(ctx: ConnectionContext, error: string): void {
 
 let draining = 0;
 
-/** The busy reply (§7.3): written at once, then what the client sends is read and dropped. */
+/**
+ * The busy reply (§7.3): written at once, naming the user when the request's first bytes are
+ * there within BUSY_PEEK_MS; then what the client sends is read and dropped.
+ */
 export async function refuseBusy(conn: Deno.Conn, ctx: ConnectionContext): Promise<void> {
   ctx.stats.rejectedBusy++;
   ctx.log.limited(
@@ -162,7 +207,8 @@ export async function refuseBusy(conn: Deno.Conn, ctx: ConnectionContext): Promi
   const drains = draining < MAX_DRAINING;
   if (drains) draining++;
   try {
-    await writeAll(conn, BUSY_REPLY);
+    // Without a draining slot, nothing is read: the reply goes out at once, without a user.
+    await writeAll(conn, busyReply(drains ? await peekUser(conn) : null));
     if (drains) await drain(conn);
   } catch {
     // late or gone: close anyway

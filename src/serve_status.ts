@@ -5,7 +5,7 @@ import type { DaemonStats } from "./daemon_stats.ts";
 import type { ConnectionPool } from "./pool.ts";
 import { MAX_REQUEST } from "./protocol.ts";
 import { MAX_IN_PROGRESS, REQUEST_MS } from "./serve_conn.ts";
-import { encodeStatusReply, TOUCH_WINDOW_MS } from "./status_query.ts";
+import { encodeStatusReply, PERMISSIONS, PROOF_HOLD_MS, TOUCH_WINDOW_MS } from "./status_query.ts";
 import { VERSION } from "./version.ts";
 
 export interface Listening {
@@ -26,8 +26,6 @@ export interface StatusSources {
   started: Date;
 }
 
-const PERMISSIONS = ["net", "read", "write", "env", "run", "ffi", "sys", "import"] as const;
-
 /** Whether `path` still names the socket we listen on (an administrator may have replaced it). */
 export function stillOurs(path: string, l: Listening): boolean {
   try {
@@ -38,12 +36,18 @@ export function stillOurs(path: string, l: Listening): boolean {
   }
 }
 
+/** Until when (performance.now()) the times last set are held for the query that asked. */
+let heldUntil = 0;
+
 /** Sets the socket's times to `ms`, the proof §7.4 asks for; says whether it did. */
 function touch(path: string, l: Listening, ms: number): string {
   if (Math.abs(ms - Date.now()) > TOUCH_WINDOW_MS) return "refused: time too far from now";
   if (!stillOurs(path, l)) return "refused: the socket path no longer names our socket";
+  const left = Math.ceil(heldUntil - performance.now());
+  if (left > 0) return `busy: held for another status query's proof for ${left} ms more`;
   try {
     Deno.utimeSync(path, new Date(ms), new Date(ms));
+    heldUntil = performance.now() + PROOF_HOLD_MS;
     return "done";
   } catch (e) {
     return `failed: ${(e as Error).name}`;

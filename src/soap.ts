@@ -3,6 +3,7 @@
 // replies are read by local element name, attributes ignored (reference §1.8).
 import { child, parseXml, XmlElement, XmlError } from "./xml.ts";
 import { VERSION } from "./version.ts";
+import { kcerrName } from "./kcerr.ts";
 
 const HEAD = '<?xml version="1.0" encoding="UTF-8"?>\n' +
   '<SOAP-ENV:Envelope xmlns:SOAP-ENV="http://schemas.xmlsoap.org/soap/envelope/"' +
@@ -85,10 +86,26 @@ function responseElement(body: string, expected: string): XmlElement {
   if (first.name === "Fault") {
     const code = child(first, "faultcode")?.text.trim() ?? "";
     const text = child(first, "faultstring")?.text.trim() ?? "";
-    throw new SoapError(`SOAP fault ${code || "(no code)"}: ${text || "(no text)"}`, true);
+    throw new SoapError(
+      `SOAP fault ${code || "(no code)"}: ${faultText(text) || "(no text)"}`,
+      true,
+    );
   }
   if (first.name !== expected) throw new SoapError(`unexpected reply element ${first.name}`);
   return first;
+}
+
+/**
+ * A fault text with the error code in it named: kopano-server 8.7 turns an error code returned by
+ * a call into gSOAP's "Error -2147221245" (a logon without the UNICODE capability), which says
+ * nothing to an administrator until it reads "= MAPI_E_BAD_CHARWIDTH (0x80040103)".
+ */
+function faultText(text: string): string {
+  const m = /^Error (-?\d{1,10})$/.exec(text);
+  const n = m ? Number(m[1]) : 0;
+  if (n === 0 || n < -(2 ** 31) || n >= 2 ** 32) return text;
+  const name = kcerrName(n >>> 0);
+  return name.startsWith("unknown") ? text : `${text} = ${name}`;
 }
 
 /**

@@ -1,8 +1,13 @@
 // `pam_mapi_helper status [--socket PATH] [--json]`: whether pam_mapi.so would hand logins to the
 // resident helper, the trust check of docs/protocol.md §7.2 spelled out step by step, and the
-// daemon's own counters (§7.4). Loaded only for this command.
+// daemon's own counters (§7.4). What the daemon says about itself is checked field by field
+// (status_fields.ts), and every line is printed with control and invisible characters escaped: a
+// daemon's text must not redraw the terminal. Loaded only for this command.
 import { Deadline } from "./deadline.ts";
 import { closeQuietly, errorText } from "./http.ts";
+import { escapeUnsafe } from "./log_text.ts";
+import { checkStatus, type Reported } from "./status_fields.ts";
+import { provePeer } from "./status_proof.ts";
 import {
   type DaemonStatus,
   decodeStatusReply,
@@ -13,6 +18,8 @@ import { checkSocketPath, DEFAULT_DAEMON_SOCKET, trustedUids } from "./trust.ts"
 
 const USAGE = "Usage: pam_mapi_helper status [--socket PATH] [--json]\n";
 const TIMEOUT_MS = 5000;
+/** How often to ask while other status queries' proofs are in the way (§7.4). */
+const PROOF_TRIES = 6;
 const MAX_REPLY = 65536;
 const enc = new TextEncoder();
 
@@ -41,7 +48,9 @@ interface Report {
   steps: Step[];
   verdict: Verdict;
   reason: string;
-  daemon: DaemonStatus | null;
+  daemon: Reported<DaemonStatus> | null;
+  /** The daemon's fields that are not of their type (shown as invalid, null in `daemon`). */
+  daemon_invalid: string[];
   exit: number;
 }
 
@@ -80,13 +89,19 @@ async function ask(path: string, touch: number): Promise<{ text: string; ms: num
 async function examine(path: string): Promise<Report> {
   const trusted = trustedUids();
   const steps: Step[] = [];
-  const report = (verdict: Verdict, reason: string, daemon: DaemonStatus | null = null) => ({
+  let invalid: string[] = [];
+  const report = (
+    verdict: Verdict,
+    reason: string,
+    daemon: Reported<DaemonStatus> | null = null,
+  ): Report => ({
     socket: path,
     trusted_accounts: Object.fromEntries(trusted),
     steps,
     verdict,
     reason,
     daemon,
+    daemon_invalid: invalid,
     exit: VERDICTS[verdict].exit,
   });
   // Check 1: the path, its directories and symlinks, the socket.
@@ -94,84 +109,78 @@ async function examine(path: string): Promise<Report> {
   steps.push(...where.steps.map((s) => ({ step: s.kind, path: s.path, ok: s.ok, text: s.text })));
   if (where.missing) return report("helper", "no socket at that path");
   const pathOk = where.ok;
-  // Then connect and ask (a status query carries no secret, so an untrusted daemon is asked too).
-  // A recent time no one else is likely to pick (milliseconds count); well within TOUCH_WINDOW_MS.
-  const touch = Date.now() - 1000 - Math.floor(Math.random() * 300_000);
-  let answer;
-  try {
-    answer = await ask(path, touch);
-  } catch (e) {
-    const refused = e instanceof Deno.errors.ConnectionRefused;
-    const denied = e instanceof Deno.errors.PermissionDenied;
-    const gone = e instanceof Deno.errors.NotFound;
-    const why = refused
-      ? "connection refused (no daemon listens: a stale socket)"
-      : denied
-      ? "permission denied (pam_mapi.so, when it gets this, starts the helper)"
-      : `${errorText(e)}`;
-    steps.push({ step: "connect", ok: false, text: why });
-    if (!pathOk) return report("refused", "the socket's path fails the trust check");
-    if (refused || denied || gone) return report("helper", why);
-    return report("unknown", `no status from the daemon: ${why}`);
+  // Then connect and ask (a status query carries no secret, so an untrusted daemon is asked too);
+  // again while another query's proof is in the way (§7.4), PROOF_TRIES times at most.
+  for (let tries = 1;; tries++) {
+    // A recent time no one else is likely to pick (milliseconds count); well within
+    // TOUCH_WINDOW_MS.
+    const touch = Date.now() - 1000 - Math.floor(Math.random() * 300_000);
+    const sent = performance.now();
+    let answer;
+    try {
+      answer = await ask(path, touch);
+    } catch (e) {
+      const refused = e instanceof Deno.errors.ConnectionRefused;
+      const denied = e instanceof Deno.errors.PermissionDenied;
+      const gone = e instanceof Deno.errors.NotFound;
+      const why = refused
+        ? "connection refused (no daemon listens: a stale socket)"
+        : denied
+        ? "permission denied (pam_mapi.so, when it gets this, starts the helper)"
+        : `${errorText(e)}`;
+      steps.push({ step: "connect", ok: false, text: why });
+      if (!pathOk) return report("refused", "the socket's path fails the trust check");
+      if (refused || denied || gone) return report("helper", why);
+      return report("unknown", `no status from the daemon: ${why}`);
+    }
+    let status: Reported<DaemonStatus>;
+    try {
+      ({ status, invalid } = checkStatus(decodeStatusReply(answer.text)));
+    } catch (e) {
+      const why = e instanceof StatusReplyError ? e.message : errorText(e);
+      steps.push({ step: "connect", ok: true, text: "connected and asked for the status" });
+      steps.push({ step: "reply", ok: false, text: why });
+      if (!pathOk) return report("refused", "the socket's path fails the trust check");
+      return report("unknown", `the daemon answered, but not a status: ${why}`);
+    }
+    // Check 2: who answers? It proves it by setting the socket's times to the value we chose,
+    // which only the socket's owner or root can do.
+    const peer = provePeer(path, touch, sent, status, trusted);
+    if (peer.outcome === "inconclusive" && tries < PROOF_TRIES && pathOk) {
+      await new Promise((r) => setTimeout(r, peer.retryMs));
+      continue;
+    }
+    steps.push({ step: "connect", ok: true, text: "connected and asked for the status" });
+    steps.push({ step: "reply", ok: true, text: `answered in ${answer.ms.toFixed(1)} ms` });
+    const ok = peer.outcome === "proven";
+    steps.push({
+      step: "peer",
+      ok,
+      text: peer.outcome === "inconclusive"
+        ? `could not tell who it is: ${peer.text}${
+          tries > 1 ? `, in each of ${tries} tries` : ""
+        } (another status query's proof was in the way: run status again)`
+        : peer.text,
+    });
+    if (!pathOk) return report("refused", "the socket's path fails the trust check", status);
+    if (!ok) {
+      return report(
+        peer.outcome === "refused" ? "refused" : "unknown",
+        "the daemon did not prove it runs as root or the service account",
+        status,
+      );
+    }
+    if (invalid.length > 0) {
+      return report(
+        "unknown",
+        `the daemon's report has fields of the wrong type (${invalid.slice(0, 8).join(", ")}${
+          invalid.length > 8 ? ", ..." : ""
+        }): not what a pam_mapi_helper daemon sends`,
+        status,
+      );
+    }
+    return report("daemon", "the path and the daemon pass the trust check", status);
   }
-  steps.push({ step: "connect", ok: true, text: "connected and asked for the status" });
-  let status: DaemonStatus;
-  try {
-    status = decodeStatusReply(answer.text);
-  } catch (e) {
-    const why = e instanceof StatusReplyError ? e.message : errorText(e);
-    steps.push({ step: "reply", ok: false, text: why });
-    if (!pathOk) return report("refused", "the socket's path fails the trust check");
-    return report("unknown", `the daemon answered, but not a status: ${why}`);
-  }
-  steps.push({ step: "reply", ok: true, text: `answered in ${answer.ms.toFixed(1)} ms` });
-  // Check 2: who answers? It proves it by setting the socket's times to the value we chose,
-  // which only the socket's owner or root can do.
-  const peer = provePeer(path, touch, status, trusted);
-  steps.push({ step: "peer", ok: peer.ok, text: peer.text });
-  if (!pathOk) return report("refused", "the socket's path fails the trust check", status);
-  if (!peer.ok) {
-    return report(
-      "refused",
-      "the daemon did not prove it runs as root or the service account",
-      status,
-    );
-  }
-  return report("daemon", "the path and the daemon pass the trust check", status);
-}
-
-function provePeer(
-  path: string,
-  touch: number,
-  status: DaemonStatus,
-  trusted: Map<number, string>,
-): { ok: boolean; text: string } {
-  const says = `it says pid ${status.pid}, uid ${status.uid}`;
-  let info: Deno.FileInfo;
-  try {
-    info = Deno.statSync(path);
-  } catch (e) {
-    return { ok: false, text: `cannot examine the socket again (${(e as Error).name}); ${says}` };
-  }
-  const owner = info.uid ?? -1;
-  if (status.touch !== "done" || info.mtime?.getTime() !== touch) {
-    return {
-      ok: false,
-      text: `it did not set the socket's times as asked (${
-        status.touch.slice(0, 80)
-      }): it cannot show it runs as the socket's owner or root; ${says}`,
-    };
-  }
-  if (status.uid !== owner && status.uid !== 0) {
-    return { ok: false, text: `the socket belongs to uid ${owner}, but ${says}` };
-  }
-  const name = trusted.get(status.uid) ?? `uid ${status.uid}`;
-  if (!trusted.has(status.uid)) return { ok: false, text: `runs as ${name}; ${says}` };
-  return {
-    ok: true,
-    text: `it set the socket's times as asked, which only its owner or root can: it runs as ` +
-      `${name}; pid ${status.pid}`,
-  };
 }
 
 function plain(r: Report): string {
@@ -184,7 +193,9 @@ function plain(r: Report): string {
   const d = r.daemon;
   if (d) {
     const l = d.logins;
-    const ms = (v: number | null) => (v === null ? "-" : `${v.toFixed(2)} ms`);
+    const ms = (
+      v: unknown,
+    ) => (v === null ? "-" : typeof v === "number" ? `${v.toFixed(2)} ms` : v);
     lines.push(
       `daemon: pam_mapi_helper ${d.version}, pid ${d.pid}, uid ${d.uid}, up ${d.uptime_s} s ` +
         `(since ${d.started})`,
@@ -201,15 +212,24 @@ function plain(r: Report): string {
         "reused since start",
     );
     const m = d.memory_kb;
-    if (m) {
-      lines.push(
-        `  memory: ${m.rss} KiB resident; JavaScript heap ${m.heap_used} of ${m.heap_total} KiB, ` +
-          `${m.external} KiB in buffers`,
-      );
-    }
+    lines.push(
+      `  memory: ${m.rss} KiB resident; JavaScript heap ${m.heap_used} of ${m.heap_total} KiB, ` +
+        `${m.external} KiB in buffers`,
+    );
+    if (r.daemon_invalid.length) lines.push(`  invalid: ${r.daemon_invalid.join(", ")}`);
   }
   lines.push(`exit ${r.exit}`);
-  return lines.join("\n") + "\n";
+  // Each line whole, so that a newline inside a reported value is escaped too.
+  return lines.map(escapeUnsafe).join("\n") + "\n";
+}
+
+/** JSON with every character outside printable ASCII as \uXXXX: the same data, and nothing a
+ * terminal would act on. */
+function asciiJson(r: Report): string {
+  return JSON.stringify(r).replace(
+    /[\u007f-\uffff]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
 }
 
 export async function runStatus(argv: string[]): Promise<number> {
@@ -228,6 +248,6 @@ export async function runStatus(argv: string[]): Promise<number> {
     }
   }
   const r = await examine(socket ?? DEFAULT_DAEMON_SOCKET);
-  write(json ? JSON.stringify(r) + "\n" : plain(r));
+  write(json ? asciiJson(r) + "\n" : plain(r));
   return r.exit;
 }

@@ -1,9 +1,10 @@
 // Check 1 of docs/protocol.md §7.2: would the shim trust the resident helper's socket path? The
 // same walk as the shim's shim/path_check.c: every directory a name is looked up in (on the path as
 // written and inside every symlink's target) must be owned by root or the service account and not
-// writable by group or others, except a sticky directory of theirs such as /tmp, where a symlink
-// must then be theirs too (elsewhere only a trusted owner could have made it); the socket itself
-// must be theirs. `serve` refuses to start where this fails; `status` spells it out.
+// writable by group or others, sticky or not (while no daemon listens, anyone could take a free
+// name in a sticky directory such as /tmp, and hold the logins hostage); so every symlink met is
+// theirs too, and the socket itself must be theirs. `serve` refuses to start where this fails;
+// `status` spells it out.
 
 /** The packaged socket path (the shim's default for daemon=). */
 export const DEFAULT_DAEMON_SOCKET = "/run/pam_mapi/helper.sock";
@@ -81,17 +82,17 @@ export function checkSocketPath(
   const dirProblem = (info: Deno.FileInfo): string | null => {
     if (!trusted.has(info.uid ?? -1)) return notTrusted;
     const mode = info.mode ?? 0;
-    return (mode & 0o022) !== 0 && (mode & 0o1000) === 0 ? "writable by group or others" : null;
+    if ((mode & 0o022) === 0) return null;
+    if ((mode & 0o1000) === 0) return "writable by group or others";
+    return "sticky but writable by group or others: anyone could take the socket's name while " +
+      "no daemon listens";
   };
-  /** Others may add entries to it: only a sticky directory gets past dirProblem so. */
-  const openToOthers = (info: Deno.FileInfo) => ((info.mode ?? 0) & 0o022) !== 0;
 
   if (!path.startsWith("/")) return fail(final, path, "not an absolute path");
   const root = Deno.statSync("/");
   const rootProblem = dirProblem(root);
   if (rootProblem) return fail("directory", "/", `${describe(root)}: ${rootProblem}`);
   pass("directory", "/", describe(root));
-  let dirInfo = root; // of `dir`
   const parts = (p: string) => p.split("/").filter((c) => c !== "" && c !== ".");
   let todo = parts(path);
   let dir = "/"; // the directory reached, as a path without symlinks
@@ -102,7 +103,6 @@ export function checkSocketPath(
     if (name === "..") {
       dir = dir.replace(/\/[^/]*$/, "") || "/"; // an ancestor: checked on the way down
       if (kind === "socket") return fail("socket", dir, "not a socket");
-      dirInfo = Deno.lstatSync(dir);
       continue;
     }
     const p = dir === "/" ? `/${name}` : `${dir}/${name}`;
@@ -115,16 +115,10 @@ export function checkSocketPath(
     }
     if (info.isSymlink) {
       const who = `owner ${owner(info.uid ?? -1, trusted)}`;
-      if (openToOthers(dirInfo) && !trusted.has(info.uid ?? -1)) {
-        return fail("symlink", p, `${who}, in the sticky directory ${dir}: ${notTrusted}`);
-      }
       if (++links > MAX_LINKS) return fail("symlink", p, "too many symbolic links");
       const target = Deno.readLinkSync(p);
       pass("symlink", p, `${who}, points to ${target}`);
-      if (target.startsWith("/")) {
-        dir = "/";
-        dirInfo = root;
-      }
+      if (target.startsWith("/")) dir = "/";
       todo = [...parts(target), ...todo];
       continue;
     }
@@ -134,7 +128,6 @@ export function checkSocketPath(
       if (problem) return fail("directory", p, `${describe(info)}: ${problem}`);
       pass("directory", p, describe(info));
       dir = p;
-      dirInfo = info;
       continue;
     }
     if (!info.isSocket) return fail("socket", p, `${describe(info)}: not a socket`);

@@ -61,7 +61,8 @@ export async function drive(
   return parseDriver(r.stdout);
 }
 
-function parseDriver(stdout: string): DriverRun {
+/** Reads pam_bench's "key=value" report. */
+export function parseDriver(stdout: string): DriverRun {
   const kv = new Map<string, string>();
   for (const line of stdout.split("\n")) {
     const i = line.indexOf("=");

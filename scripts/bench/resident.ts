@@ -1,8 +1,8 @@
 // The resident helper for the bench's daemon rows: the bench's copy of the built helper run as
-// `serve --socket DIR/helper.sock` in a directory pam_mapi.so trusts, as pam_mapi.service starts it
-// (but as the bench's own user, root here, where the unit uses the pam_mapi account), and what
-// proves a row's logins went through it: its status counters (docs/protocol.md §7.4) and a
-// tripwire on the module's fallback. The daemon rows name, as helper=, a script that records every
+// `serve --socket DIR/helper.sock` in a directory pam_mapi.so trusts (in /run), as
+// pam_mapi.service starts it (but as the bench's own user, root here, where the unit uses the
+// pam_mapi account), and what proves a row's logins went through it: its status counters
+// (docs/protocol.md §7.4) and a tripwire on the module's fallback. The daemon rows name, as helper=, a script that records every
 // start and then runs the real helper: had the module forked a helper instead of asking the
 // daemon, the login would still be decided right, and the record would show it.
 import { procUsage, startDaemon, status } from "../../tests/daemon/lib.ts";
@@ -40,7 +40,7 @@ export interface BenchDaemon extends AsyncDisposable {
 
 const TROUBLE = ["rejected_busy", "malformed", "late", "internal_errors"] as const;
 
-/** Starts the daemon from `helper` (the bench's copy), its socket and the tripwire in `dir`. */
+/** Starts the daemon from `helper` (the bench's copy), and the tripwire in `dir`. */
 export async function startBenchDaemon(dir: string, helper: string): Promise<BenchDaemon> {
   const record = `${dir}/fallback_forks`;
   const fallbackHelper = `${dir}/fallback_helper`;
@@ -50,11 +50,8 @@ export async function startBenchDaemon(dir: string, helper: string): Promise<Ben
     `#!/bin/sh\necho forked >> ${record}\nexec ${helper} "$@"\n`,
   );
   await Deno.chmod(fallbackHelper, 0o755);
-  // Root's, mode 0755, in the bench's directory (root's, 0755) under the sticky /tmp: trusted.
-  const socketDir = `${dir}/run`;
-  await Deno.mkdir(socketDir);
-  await Deno.chmod(socketDir, 0o755);
-  const d = await startDaemon({ helper, dir: socketDir });
+  // In a directory of its own in /run (root's, 0755: trusted), removed when it stops.
+  const d = await startDaemon({ helper });
   const forks = async () =>
     (await Deno.readTextFile(record).catch(() => "")).split("\n").filter((l) => l !== "").length;
   const stat = () => status(d.socket);

@@ -108,7 +108,9 @@ export async function makeWorkspace(o: WorkspaceOptions): Promise<Workspace> {
   // socket, and the tripwire as helper= (resident.ts).
   const conf = `${dir}/pam.d`;
   await Deno.mkdir(conf);
-  const socket = o.unusedDaemon ? `${dir}/run/nobody-listens.sock` : daemon.socket;
+  const socket = o.unusedDaemon
+    ? daemon.socket.replace(/[^/]*$/, "nobody-listens.sock") // a trusted place, nothing there
+    : daemon.socket;
   const server = (t: Transport) =>
     t === "http" || o.tlsListener === "plain"
       ? `socket=${sim.url}`

@@ -175,9 +175,14 @@ export async function launcherInfo(path: string): Promise<Record<string, string>
 
 /**
  * Builds the launcher (make -C shim launcher, in a private directory: builds with other paths may
- * run at the same time) and puts it at `out`.
+ * run at the same time) and puts it at `out`. `extraCflags`: for tests that force a fallback.
  */
-export async function buildLauncher(root: string, out: string, paths: LauncherPaths) {
+export async function buildLauncher(
+  root: string,
+  out: string,
+  paths: LauncherPaths,
+  extraCflags = "",
+) {
   for (const [what, path] of Object.entries(paths) as [string, string][]) {
     if (!PLAIN_PATH.test(path) || path.split("/").some((c) => c === "." || c === "..")) {
       throw new Error(
@@ -196,6 +201,7 @@ export async function buildLauncher(root: string, out: string, paths: LauncherPa
       `DENO_PATH=${paths.deno}`,
       `BUNDLE_PATH=${paths.bundle}`,
       `CACHE_DIR=${paths.cache}`,
+      `EXTRA_CFLAGS=${extraCflags}`,
       "launcher",
     ]);
     await Deno.copyFile(`${build}/pam_mapi_helper`, out);

@@ -1,6 +1,6 @@
 // The resident helper under test: the built dist/pam_mapi_helper run as `serve` on a socket in a
-// fresh directory (root-owned, mode 0755, under the root-owned sticky /tmp, so pam_mapi.so would
-// trust it), and a small client that speaks docs/protocol.md §7 as the shim does: connect, send
+// fresh directory (root-owned, mode 0755, in /run, so pam_mapi.so would trust it: tests/lib/
+// socket_dir.ts), and a small client that speaks docs/protocol.md §7 as the shim does: connect, send
 // the request, shut down the sending side, read to end of stream.
 //
 // For the shim's tests: `startDaemon()` gives the socket path to put in `daemon=` and a `stop()`;
@@ -9,6 +9,7 @@
 import { pamRequest, type PamRequestFields, type Reply, ROOT } from "../helper/lib/helper.ts";
 import { type KopanoSim, type KopanoSimOptions, startKopanoSim } from "../kopano_sim/mod.ts";
 import { makeTestPki, type TestPki } from "../lib/pki.ts";
+import { socketDir } from "../lib/socket_dir.ts";
 
 export const HELPER = `${ROOT}/dist/pam_mapi_helper`;
 /** Runs a command as nobody (setpriv(1)). */
@@ -28,15 +29,14 @@ export async function runHelper(
     clearEnv: true,
     env: { PATH: "/usr/bin:/bin" },
     stdin: "null",
+    signal: AbortSignal.timeout(30_000), // a `serve` that starts after all must not hang the test
   }).output();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
 
-/** A directory pam_mapi.so would trust for a daemon socket: root-owned, 0755, under /tmp. */
-export async function trustedDir(prefix = "pam_mapi_d_"): Promise<string> {
-  const dir = await Deno.makeTempDir({ prefix });
-  await Deno.chmod(dir, 0o755);
-  return dir;
+/** A directory pam_mapi.so would trust for a daemon socket: root-owned, 0755, in /run. */
+export function trustedDir(prefix = "pam_mapi_d_"): Promise<string> {
+  return socketDir(prefix);
 }
 
 export interface Daemon extends AsyncDisposable {
@@ -225,13 +225,15 @@ export interface FakeDaemon extends AsyncDisposable {
 /**
  * fake_daemon.py: binds `socket` as root (so the path passes check 1), then becomes `user` before
  * listening (so SO_PEERCRED names `user`), and answers every connection with `reply`. With `wrap`
- * (e.g. setpriv) it runs as another user from the start, and its socket belongs to that user.
+ * (e.g. setpriv) it runs as another user from the start, and its socket belongs to that user. With
+ * `touch`, it sets the socket's times as a status query asks, as a daemon running as `user` would.
  */
 export async function startFakeDaemon(
   socket: string,
   user: string,
   reply: string,
   wrap: string[] = [],
+  touch = false,
 ): Promise<FakeDaemon> {
   const record = `${socket}.received`;
   const replyFile = `${socket}.reply`;
@@ -244,6 +246,7 @@ export async function startFakeDaemon(
     user,
     replyFile,
     record,
+    ...(touch ? ["touch"] : []),
   ];
   const child = new Deno.Command(cmd, {
     args,

@@ -9,6 +9,8 @@ import { ask, login, startDaemon, status } from "./lib.ts";
 
 const BUSY = '{"v":1,"result":"PAM_AUTHINFO_UNAVAIL","log":[{"priority":"err","message":' +
   '"pam_mapi daemon busy: 128 requests in progress; login not checked"}]}';
+/** The same, for a request whose first bytes (up to the user) had arrived. */
+const busyFor = (user: string) => BUSY.replace('not checked"', `not checked; user=${user}"`);
 const enc = new TextEncoder();
 
 Deno.test("limits: 64 logins at once against a hanging server do not hold up 60 against another", async () => {
@@ -57,11 +59,17 @@ Deno.test("limits: the 129th request in progress gets the busy reply at once, th
   const held = Array.from({ length: 128 }, () => ask(d.socket, req));
   await new Promise((r) => setTimeout(r, 500));
   // A client that sends its request and shuts down, and one that has not sent anything yet: both
-  // read the busy reply and a clean end of stream, at once.
+  // read the busy reply and a clean end of stream, at once; the first's names its user.
   const busy = await ask(d.socket, req);
-  assert.equal(busy.text, BUSY);
+  assert.equal(busy.text, busyFor("alice"));
   assert.equal(busy.end, "eof");
   assert.ok(busy.ms < 500, `${busy.ms} ms`);
+  // A user name as any other user= field: control and invisible characters neutralised, quoted.
+  const odd = await ask(d.socket, pamRequest({ user: 'ev"il \x1b[2J\u202eme', password: "x" }));
+  assert.equal(
+    JSON.parse(odd.text).log[0].message,
+    'pam_mapi daemon busy: 128 requests in progress; login not checked; user="ev\\"il ?[2J?me"',
+  );
   const conn = await Deno.connect({ transport: "unix", path: d.socket });
   const buf = new Uint8Array(4096);
   const n = await conn.read(buf);
@@ -80,7 +88,7 @@ Deno.test("limits: the 129th request in progress gets the busy reply at once, th
   });
   assert.equal(after.result, "PAM_SUCCESS");
   const s = await status(d.socket);
-  assert.equal(s.rejected_busy, 2);
+  assert.equal(s.rejected_busy, 3);
   assert.deepEqual(s.logins, {
     PAM_SUCCESS: 1,
     PAM_AUTH_ERR: 0,
@@ -153,6 +161,34 @@ Deno.test("limits: a client that sends nothing or trickles is answered and dropp
   const s = await status(d.socket);
   assert.equal(s.late, 2);
   assert.equal(s.in_progress, 1);
+});
+
+Deno.test("limits: a request not received in time names its user when its first bytes had come", async () => {
+  await using d = await startDaemon();
+  /** Sends `bytes`, never ends the request, and reads the reply the deadline brings. */
+  const stall = async (bytes: string) => {
+    const r = await ask(d.socket, bytes, { shutdown: false });
+    assert.equal(r.end, "eof");
+    assert.ok(r.ms >= 1900 && r.ms < 3500, `answered after ${r.ms} ms`);
+    const reply = JSON.parse(r.text);
+    assert.equal(reply.result, "PAM_SERVICE_ERR");
+    return reply.log.map((l: { message: string }) => l.message);
+  };
+  const full = (user: string) => pamRequest({ user, password: "secret", args: [] });
+  const [alice, odd, cut, other] = await Promise.all([
+    stall(full("alice").slice(0, 60)), // the user and part of the password
+    stall(full('ev"il \x1b[2J\u202eme').slice(0, 80)),
+    stall(full("alice").slice(0, 20)), // not even the whole user
+    stall(`{"user":"${btoa("alice")}",`), // not the module's layout: not read
+  ]);
+  assert.deepEqual(alice, ["request not received in time; user=alice"]);
+  assert.deepEqual(odd, ['request not received in time; user="ev\\"il ?[2J?me"']);
+  assert.deepEqual(cut, ["request not received in time"]);
+  assert.deepEqual(other, ["request not received in time"]);
+  assert.equal((await status(d.socket)).late, 4);
+  // Its own log still names nobody.
+  const { log } = await d.stop();
+  assert.doesNotMatch(log, /alice|ev"il/);
 });
 
 Deno.test("limits: oversized, malformed, half-sent and abandoned requests; the next one is served", async () => {

@@ -106,23 +106,52 @@ Deno.test("serve: refuses bad usage, a missing or untrusted directory, a non-soc
 Deno.test("serve: refuses to run as a user pam_mapi.so would not trust (nobody)", async () => {
   const dir = await trustedDir();
   try {
-    // A root-owned sticky directory, like /tmp: trusted, and anyone may create a socket in it,
-    // so that only the daemon's own uid is in question. Its socket would belong to nobody.
-    await Deno.mkdir(`${dir}/run`);
-    await Deno.chmod(`${dir}/run`, 0o1777);
-    const wrap = AS_NOBODY;
-    const r = await refused(["--socket", `${dir}/run/helper.sock`], wrap);
+    // Only root or pam_mapi can create a socket in a directory the module trusts; nobody with
+    // CAP_DAC_OVERRIDE can too, so that only the daemon's own uid is in question. Its socket would
+    // belong to nobody.
+    const wrap = [...AS_NOBODY, "--inh-caps=+dac_override", "--ambient-caps=+dac_override"];
+    const r = await refused(["--socket", `${dir}/helper.sock`], wrap);
     assert.equal(r.code, 1);
     assert.match(
       r.log,
       /cannot start: running as uid 65534: pam_mapi\.so trusts a daemon only when it runs as root or pam_mapi/,
     );
-    assert.deepEqual([...Deno.readDirSync(`${dir}/run`)], [], "no socket left behind");
-    // Without the sticky bit the directory itself is refused first.
-    await Deno.chmod(`${dir}/run`, 0o777);
-    const r2 = await refused(["--socket", `${dir}/run/helper.sock`], wrap);
-    assert.equal(r2.code, 1);
-    assert.match(r2.log, /mode 0777: writable by group or others/);
+    assert.deepEqual([...Deno.readDirSync(dir)], [], "no socket left behind");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("serve: refuses a socket below a directory others may write to, sticky or not, anywhere on the path", async () => {
+  // While no daemon listened, anyone could take a free name in a sticky directory such as /tmp
+  // (a file, a socket of her own): every login naming it failed, and serve refused to start again.
+  const hostage = `/tmp/pam_mapi_hostage_${crypto.randomUUID()}.sock`;
+  await using _gone = { [Symbol.asyncDispose]: () => Deno.remove(hostage).catch(() => {}) };
+  let r = await refused(["--socket", hostage]);
+  assert.equal(r.code, 1, r.log);
+  assert.match(
+    r.log,
+    /^pam_mapi_helper serve: cannot start: pam_mapi\.so would not trust a socket in \/tmp: \/tmp: owner root, mode 1777: sticky but writable by group or others: anyone could take the socket's name while no daemon listens \(/,
+  );
+  assert.equal(await Deno.lstat(hostage).catch(() => null), null, "nothing made there");
+  const dir = await trustedDir();
+  try {
+    for (const mode of [0o1777, 0o1770, 0o1775]) {
+      await Deno.mkdir(`${dir}/shared`);
+      await Deno.chmod(`${dir}/shared`, mode);
+      await Deno.mkdir(`${dir}/shared/run`, { mode: 0o755 });
+      r = await refused(["--socket", `${dir}/shared/run/helper.sock`]);
+      assert.equal(r.code, 1, r.log);
+      assert.match(
+        r.log,
+        new RegExp(
+          `would not trust a socket in \\S+/shared/run: \\S+/shared: owner root, mode ${
+            mode.toString(8).padStart(4, "0")
+          }: sticky but writable by group or others`,
+        ),
+      );
+      await Deno.remove(`${dir}/shared`, { recursive: true });
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

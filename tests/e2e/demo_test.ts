@@ -37,6 +37,7 @@ for p in /proc/[0-9]*; do
   n=\${p#/proc/}
   [ "$n" = 1 ] || [ "$n" = "$rec" ] || cat "$p/comm" 2>/dev/null || true
 done >"$work/left"
+ls -d /run/pam_mapi_demo_* >>"$work/left" 2>/dev/null || true
 kill -0 "$rec" && [ -S /run/pam_mapi/helper.sock ] && echo alive >"$work/recorder.alive"
 # The control: a login that names no daemon= goes to the daemon at the default socket.
 cp "$repo/dist/pam_mapi.so" "$repo/dist/pam_mapi_helper" "$work/bin/"
@@ -109,7 +110,8 @@ Deno.test({
       assert.ok(Number(times[1]) >= 11, `only ${times[1]} logins timed`);
       assert.equal(await read("recorded.by-demo"), "", "the machine's daemon was asked");
 
-      // Nothing left: no process of the demo in the namespace, its sandbox directory removed.
+      // Nothing left: no process of the demo in the namespace, no socket directory in its /run,
+      // its sandbox directory removed.
       assert.equal(await read("left"), "");
       const sandbox = /DIR=(\/\S+?)\)/.exec(demo)?.[1];
       assert.ok(sandbox, "the demo did not name its sandbox directory");

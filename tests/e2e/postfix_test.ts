@@ -5,6 +5,7 @@
 // Runs as root only (skipped otherwise); Postfix, saslauthd and their files live in a Sandbox
 // (scripts/lib/sandbox.ts) and are gone when the test ends.
 import assert from "node:assert/strict";
+import { disposableSocketDir } from "../lib/socket_dir.ts";
 import { processesIn, Sandbox, type SyslogRecord } from "../../scripts/lib/sandbox.ts";
 import { run } from "../../scripts/lib/run.ts";
 import {
@@ -148,6 +149,8 @@ Deno.test({
     let pidNamespace = "";
     {
       await using sim = await startSim();
+      // Disposed after the sandbox, whose processes (the daemon) die with it.
+      await using sockDir = await disposableSocketDir("pam_mapi_e2e_");
       await using sb = await Sandbox.open();
       pidNamespace = sb.pidNamespace;
       const url = sim.urls.http[0];
@@ -160,10 +163,7 @@ Deno.test({
         `account required ${module}`,
       ]);
       // The resident helper on a socket pam_mapi.so trusts, for the smtp-daemon service.
-      const runDir = `${sb.dir}/run`;
-      await Deno.mkdir(runDir);
-      await Deno.chmod(runDir, 0o755);
-      const socket = `${runDir}/helper.sock`;
+      const socket = `${sockDir.path}/helper.sock`;
       await sb.pamService("smtp-daemon", [
         auth(`daemon=${socket}`),
         `account required ${module}`,

@@ -8,6 +8,7 @@
 // Runs as root only (skipped otherwise): see scripts/lib/sandbox.ts for why nothing on the machine
 // changes; the daemon dies with the sandbox's PID namespace whatever happens.
 import assert from "node:assert/strict";
+import { disposableSocketDir } from "../lib/socket_dir.ts";
 import { processesIn, Sandbox, type SyslogRecord } from "../../scripts/lib/sandbox.ts";
 import {
   assertOnlySandboxLeft,
@@ -42,14 +43,13 @@ Deno.test({
     let pidNamespace = "";
     {
       await using sim = await startSim();
+      // Disposed after the sandbox, whose processes (the daemon) die with it.
+      await using sockDir = await disposableSocketDir("pam_mapi_e2e_");
       await using sb = await Sandbox.open();
       pidNamespace = sb.pidNamespace;
       const url = sim.urls.http[0];
       const { module, helper } = await installBuilt(sb);
-      const runDir = `${sb.dir}/run`;
-      await Deno.mkdir(runDir);
-      await Deno.chmod(runDir, 0o755);
-      const socket = `${runDir}/helper.sock`;
+      const socket = `${sockDir.path}/helper.sock`;
       const serve = () =>
         startResidentHelper(sb, [helper, "serve", "--socket", socket], { helper, socket });
       const mapi = (...args: string[]) =>

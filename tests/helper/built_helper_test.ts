@@ -25,7 +25,7 @@ Deno.test("built helper: env -i from another directory, --version, --pam, check"
     ]);
     assert.equal(
       info?.env,
-      "DENO_TLS_CA_STORE= DENO_NO_UPDATE_CHECK=1 NO_COLOR=1 PATH=/usr/bin:/bin",
+      "DENO_TLS_CA_STORE= DENO_DISABLE_NODE_SHIM=1 DENO_NO_UPDATE_CHECK=1 NO_COLOR=1 PATH=/usr/bin:/bin",
     );
     // The bundles cannot be executed by themselves, past the launcher.
     for (const js of ["pam_mapi_helper.js", "pam_mapi_helper_pam.js"]) {
@@ -50,7 +50,9 @@ Deno.test("built helper: the bundle stays small and loads check/help/TLS/daemon 
   try {
     await buildHelper(ROOT, dist);
     const text = await Deno.readTextFile(`${dist}/pam_mapi_helper.js`);
-    assert.ok(text.length < 120_000, `bundle is ${text.length} bytes`);
+    // Every command but --pam loads this one (forked logins load the smaller one below): serve and
+    // status, with their checks of what a daemon reports, made it pass 120 000 bytes.
+    assert.ok(text.length < 128_000, `bundle is ${text.length} bytes`);
     // No npm code in the helper: the XML reader is our own.
     assert.ok(!text.includes("fast-xml-parser"));
     for (const lazy of ["check", "help", "tls_ca", "serve", "status"]) {

@@ -1,50 +1,53 @@
 // `pam_mapi_helper check`: the same code path as the module, readable output, --json, exit codes.
 import assert from "node:assert/strict";
-import { fixture, startFixtureServer } from "./lib/fixture_server.ts";
+import { startFixtureServer } from "./lib/fixture_server.ts";
+import { everyGeneration, repliesOf } from "../lib/captured_replies.ts";
 import { DENO_FLAGS, MAIN, runHelper } from "./lib/helper.ts";
 
 const PW = "Check-Secret-9f3";
 
-Deno.test("check: success prints every step and exits 0", async () => {
-  const server = await startFixtureServer({});
-  try {
-    const r = await runHelper(["check", "alice", `socket=${server.url}`, "service=imap|pop3"], {
-      stdin: `${PW}\nignored\n`,
-    });
-    assert.equal(r.code, 0, r.stderr);
-    const port = new URL(server.url).port;
-    assert.equal(
-      r.stdout,
-      [
-        'checking user "alice"',
-        `  sockets: ${server.url}`,
-        "  timeout: 10 s per server",
-        "  features required: imap or pop3",
-        `socket ${server.url}`,
-        `  ok   connect  connected to 127.0.0.1 port ${port}`,
-        "  ok   logon    logon accepted, session opened",
-        "  ok   version  server version 0,11,0,2",
-        "  ok   features enabled: outlook pop3 webapp; disabled: imap mobile",
-        "  ok   features feature pop3 is enabled",
-        "  ok   logoff   logged off",
-        "decision: logon accepted (feature pop3)",
-        `answered by: ${server.url}`,
-        "result: PAM_SUCCESS (exit 0)",
-        `syslog info: authentication success; user=alice socket=${server.url} result=PAM_SUCCESS reason="logon accepted" feature=pop3`,
-        "",
-      ].join("\n"),
-    );
-    // The first line of stdin is the password, byte for byte.
-    assert.ok(server.requests[0].body.includes(`<szPassword>${PW}</szPassword>`));
-    assert.equal(server.openSessions(), 0);
-  } finally {
-    await server.close();
-  }
-});
+for (const { generation, serverVersion } of everyGeneration()) {
+  Deno.test(`check: success prints every step and exits 0 (Kopano ${generation}'s replies)`, async () => {
+    const server = await startFixtureServer({ generation });
+    try {
+      const r = await runHelper(["check", "alice", `socket=${server.url}`, "service=imap|pop3"], {
+        stdin: `${PW}\nignored\n`,
+      });
+      assert.equal(r.code, 0, r.stderr);
+      const port = new URL(server.url).port;
+      assert.equal(
+        r.stdout,
+        [
+          'checking user "alice"',
+          `  sockets: ${server.url}`,
+          "  timeout: 10 s per server",
+          "  features required: imap or pop3",
+          `socket ${server.url}`,
+          `  ok   connect  connected to 127.0.0.1 port ${port}`,
+          "  ok   logon    logon accepted, session opened",
+          `  ok   version  server version ${serverVersion}`,
+          "  ok   features enabled: outlook pop3 webapp; disabled: imap mobile",
+          "  ok   features feature pop3 is enabled",
+          "  ok   logoff   logged off",
+          "decision: logon accepted (feature pop3)",
+          `answered by: ${server.url}`,
+          "result: PAM_SUCCESS (exit 0)",
+          `syslog info: authentication success; user=alice socket=${server.url} result=PAM_SUCCESS reason="logon accepted" feature=pop3`,
+          "",
+        ].join("\n"),
+      );
+      // The first line of stdin is the password, byte for byte.
+      assert.ok(server.requests[0].body.includes(`<szPassword>${PW}</szPassword>`));
+      assert.equal(server.openSessions(), 0);
+    } finally {
+      await server.close();
+    }
+  });
+}
 
 Deno.test("check: exit 1 for a refused logon and for a disabled feature", async () => {
   const refusing = await startFixtureServer({
-    logon: fixture("a2_logon_alice_wrong_password.response.body"),
+    logon: repliesOf("11.0.2").logonWrongPassword,
   });
   const alice = await startFixtureServer({});
   try {
@@ -92,7 +95,7 @@ Deno.test("check: exit 2 when no server answers, 3 for bad arguments or usage", 
 
 Deno.test("check --json: one object with steps, decision, result, exit and log", async () => {
   const server = await startFixtureServer({
-    getUser: fixture("c6_getUser_self_bob.response.body"),
+    getUser: repliesOf("11.0.2").getUserBob,
   });
   try {
     const r = await runHelper([

@@ -7,11 +7,12 @@ import { parseSocket } from "../../src/args.ts";
 import { freshConnections } from "../../src/attempt.ts";
 import { parseLogoffReply, parseLogonReply } from "../../src/soap.ts";
 import { httpReply, RawRequest, Responder, startRawServer } from "./lib/raw_server.ts";
+import { repliesOf } from "../lib/captured_replies.ts";
+import { captureDir, type HttpMessage, recordedResponse } from "../lib/captures.ts";
 
-const FIX = new URL("../../../shared/fixtures/kopano-11.0.2/", import.meta.url).pathname;
 const enc = new TextEncoder();
-const A1 = Deno.readTextFileSync(`${FIX}a1_logon_alice_correct_password.response.body`);
-const B1 = Deno.readTextFileSync(`${FIX}b1_logoff_alice.response.body`);
+const A1 = repliesOf("11.0.2").logonAccepted.body;
+const B1 = repliesOf("11.0.2").logoff.body;
 
 async function withServer(
   responder: Responder,
@@ -40,8 +41,8 @@ async function gzip(text: string, format: "gzip" | "deflate"): Promise<Uint8Arra
   return new Uint8Array(await new Response(s).arrayBuffer());
 }
 
-function withHeaders(head: string[], body: Uint8Array): Uint8Array {
-  const h = enc.encode(["HTTP/1.1 200 OK", ...head, "", ""].join("\r\n"));
+function withHeaders(head: string[], body: Uint8Array, status = "HTTP/1.1 200 OK"): Uint8Array {
+  const h = enc.encode([status, ...head, "", ""].join("\r\n"));
   const out = new Uint8Array(h.length + body.length);
   out.set(h);
   out.set(body, h.length);
@@ -65,7 +66,7 @@ Deno.test("Content-Length reply; the request is a keep-alive POST with no Accept
 
 Deno.test("f2: the genuine chunked keep-alive replies, one connection for both calls", async () => {
   const raw = Deno.readTextFileSync(
-    `${FIX}f2_kopano-passwd_alice_before_store_created.response.http`,
+    `${captureDir("11.0.2")}f2_kopano-passwd_alice_before_store_created.response.http`,
   );
   const replies = raw.split(/(?=HTTP\/1\.1 200 OK\r\n)/);
   assert.equal(replies.length, 3);
@@ -74,6 +75,36 @@ Deno.test("f2: the genuine chunked keep-alive replies, one connection for both c
     assert.equal(logon.sessionId, "7640426884856637719");
     assert.equal(parseLogoffReply((await post()).body), 0);
     assert.equal(conns(), 1);
+  });
+});
+
+Deno.test("8.7.85 and 11.0.2 replies byte for byte: keep-alive reused, a fault and Connection: close end it", async () => {
+  const bytes = (m: HttpMessage) => withHeaders(m.head.slice(1), m.body, m.head[0]);
+  // Two logons kept alive on one connection, then the HTTP 500 fault a logon without the UNICODE
+  // capability gets from 8.7.85 (Connection: close), then 11.0.2's a1 (Connection: close).
+  const script = [
+    recordedResponse("8.7.85", "http_keepalive_two_logons", 1),
+    recordedResponse("8.7.85", "http_keepalive_two_logons", 2),
+    recordedResponse("8.7.85", "http_logon_alice_no_unicode_cap"),
+    recordedResponse("11.0.2", "a1_logon_alice_correct_password"),
+    recordedResponse("8.7.85", "http_logoff_alice"),
+  ];
+  let n = 0;
+  await withServer(() => {
+    const m = script[n++];
+    return { send: bytes(m), close: m.head.includes("Connection: close") };
+  }, async (post, _reqs, conns) => {
+    const first = await post();
+    assert.equal(parseLogonReply(first.body).serverVersion, "0,8,7,85");
+    assert.equal(parseLogonReply((await post()).body).er, 2147483657);
+    assert.equal(conns(), 1);
+    const fault = await post();
+    assert.equal(fault.status, 500);
+    assert.throws(() => parseLogonReply(fault.body), /MAPI_E_BAD_CHARWIDTH/);
+    assert.equal(parseLogonReply((await post()).body).serverVersion, "0,11,0,2");
+    assert.equal(conns(), 2);
+    assert.equal(parseLogoffReply((await post()).body), 0);
+    assert.equal(conns(), 3);
   });
 });
 

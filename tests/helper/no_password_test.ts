@@ -2,7 +2,8 @@
 // features, faults, timeouts, the file:// guard, local refusals, and a hostile server that echoes
 // the password back in every field it can (fault text, version, feature names, HTTP headers).
 import assert from "node:assert/strict";
-import { fixture, startFixtureServer } from "./lib/fixture_server.ts";
+import { startFixtureServer } from "./lib/fixture_server.ts";
+import { repliesOf } from "../lib/captured_replies.ts";
 import { runHelper, runPam } from "./lib/helper.ts";
 import { Action, httpReply, startRawServer } from "./lib/raw_server.ts";
 
@@ -53,9 +54,9 @@ function echoing(kind: string): (req: { body: string }) => Action {
 Deno.test("no log record and no check output ever contains the password", async () => {
   const servers = [
     await startFixtureServer({}),
-    await startFixtureServer({ logon: fixture("a2_logon_alice_wrong_password.response.body") }),
+    await startFixtureServer({ logon: repliesOf("11.0.2").logonWrongPassword }),
     await startFixtureServer({
-      logon: fixture("a1_logon_alice_correct_password.response.body").replace(
+      logon: repliesOf("11.0.2").logonAccepted.body.replace(
         /<lpszVersion>[^<]*<\/lpszVersion>/,
         "",
       ),

@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { startFixtureServer } from "./lib/fixture_server.ts";
 import { pamRequest, runHelper, runPam } from "./lib/helper.ts";
 import { startRawServer } from "./lib/raw_server.ts";
+import { repliesOf } from "../lib/captured_replies.ts";
 
 const enc = new TextEncoder();
 
@@ -120,12 +121,7 @@ Deno.test("failover: an unreachable first socket moves on; a refusal from the fi
   l.close();
   const good = await startFixtureServer({});
   const refusing = await startFixtureServer({
-    logon: Deno.readTextFileSync(
-      new URL(
-        "../../../shared/fixtures/kopano-11.0.2/a2_logon_alice_wrong_password.response.body",
-        import.meta.url,
-      ),
-    ),
+    logon: repliesOf("11.0.2").logonWrongPassword,
   });
   const hanging = await startRawServer(() => ({ hang: true }));
   try {

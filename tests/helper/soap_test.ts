@@ -1,5 +1,6 @@
-// SOAP requests and replies: every genuine kopano-server 11.0.2 reply in the fixtures is read with
-// the right meaning, both older reply shapes are understood, and hostile XML fails fast.
+// SOAP requests and replies: every genuine kopano-server reply in tests/fixtures/ (11.0.2 and
+// 8.7.85) is read with the right meaning, both older reply shapes are understood, and hostile XML
+// fails fast.
 import assert from "node:assert/strict";
 import {
   getUserEnvelope,
@@ -15,9 +16,13 @@ import {
 } from "../../src/soap.ts";
 import { parseXml, XmlError } from "../../src/xml.ts";
 import { kcerrName } from "../../src/kcerr.ts";
+import { captureDir, captureText } from "../lib/captures.ts";
+import { everyGeneration } from "../lib/captured_replies.ts";
 
-const FIX = new URL("../../../shared/fixtures/kopano-11.0.2/", import.meta.url).pathname;
-const body = (name: string) => Deno.readTextFileSync(`${FIX}${name}`);
+const body = (name: string) => captureText("11.0.2", name);
+const body87 = (name: string) => captureText("8.7.85", `${name}.response.body`);
+const ENV = (inner: string) =>
+  `<?xml version="1.0" encoding="UTF-8"?>\n<SOAP-ENV:Envelope xmlns:SOAP-ENV="http://schemas.xmlsoap.org/soap/envelope/" xmlns:ns="urn:zarafa"><SOAP-ENV:Body>${inner}</SOAP-ENV:Body></SOAP-ENV:Envelope>`;
 
 Deno.test("fixtures: logon replies", () => {
   const a1 = parseLogonReply(body("a1_logon_alice_correct_password.response.body"));
@@ -108,8 +113,112 @@ Deno.test("fixtures: faults are recognised with code and text", () => {
   );
 });
 
-const ENV = (inner: string) =>
-  `<?xml version="1.0" encoding="UTF-8"?>\n<SOAP-ENV:Envelope xmlns:SOAP-ENV="http://schemas.xmlsoap.org/soap/envelope/" xmlns:ns="urn:zarafa"><SOAP-ENV:Body>${inner}</SOAP-ENV:Body></SOAP-ENV:Envelope>`;
+Deno.test("fixtures 8.7.85: every logon reply, by user, transport and flags", () => {
+  const logons = [...Deno.readDirSync(captureDir("8.7.85"))]
+    .map((e) => /^(.*_logon_.*)\.response\.body$/.exec(e.name)?.[1])
+    .filter((n): n is string => n !== undefined && !n.includes("no_unicode_cap")); // a fault: below
+  assert.equal(logons.length, 16);
+  for (const f of logons) {
+    // Accepted: the right password, or root on the UNIX socket with flags 0 and an empty
+    // szImpersonateUser, let in without the password (the helper never sends that request: flags
+    // 1, no such element). Every other logon is refused, alike for a wrong password and a user
+    // that does not exist.
+    const accepted = /_right_|_flags0_empty_imp$/.test(f);
+    const r = parseLogonReply(body87(f));
+    if (accepted) {
+      assert.equal(r.er, 0, f);
+      assert.match(r.sessionId, /^[1-9]\d*$/, f);
+      assert.equal(r.serverVersion, "0,8,7,85", f);
+    } else {
+      assert.deepEqual(r, { er: 2147483657, sessionId: "0", serverVersion: "0,8,7,85" }, f);
+    }
+  }
+  // 13201989500248995895 > 2^53: it must stay exact.
+  assert.equal(
+    parseLogonReply(body87("http_logon_alice_right_flags1")).sessionId,
+    "13201989500248995895",
+  );
+});
+
+Deno.test("fixtures 8.7.85: BAD_CHARWIDTH and unknown method are faults; getUser, logoff", () => {
+  assert.throws(() => parseLogonReply(body87("http_logon_alice_no_unicode_cap")), (e: unknown) => {
+    assert.ok(e instanceof SoapError && e.fault);
+    assert.equal(
+      e.message,
+      "SOAP fault SOAP-ENV:Client: Error -2147221245 = MAPI_E_BAD_CHARWIDTH (0x80040103)",
+    );
+    return true;
+  });
+  assert.throws(
+    () => parseLogonReply(body87("http_unknown_method")),
+    /^SoapError: SOAP fault SOAP-ENV:Client: Method 'ns:logonBogus' not implemented/,
+  );
+  assert.deepEqual(parseGetUserReply(body87("http_getUser_self_alice")), {
+    er: 0,
+    hasUser: true,
+    enabled: ["outlook", "pop3", "webapp"],
+    disabled: ["imap", "mobile"],
+  });
+  assert.deepEqual(parseGetUserReply(body87("http_getUser_self_bob")), {
+    er: 0,
+    hasUser: true,
+    enabled: ["imap", "outlook", "webapp"],
+    disabled: ["mobile", "pop3"],
+  });
+  assert.deepEqual(parseGetUserReply(body87("http_getUser_bogus_session")), {
+    er: 2147483664,
+    hasUser: false,
+    enabled: null,
+    disabled: null,
+  });
+  for (const f of ["http_logoff_alice", "http_logoff_bob"]) {
+    assert.equal(parseLogoffReply(body87(f)), 0);
+  }
+});
+
+Deno.test("fault texts: only gSOAP's 'Error N' with a known code gets a name", () => {
+  const fault = (text: string) => {
+    try {
+      parseLogoffReply(
+        ENV(
+          `<SOAP-ENV:Fault><faultcode>c</faultcode><faultstring>${text}</faultstring></SOAP-ENV:Fault>`,
+        ),
+      );
+    } catch (e) {
+      if (e instanceof SoapError && e.fault) return e.message.replace("SOAP fault c: ", "");
+      throw e;
+    }
+    throw new Error("no fault");
+  };
+  assert.equal(fault("Error -2147483639"), "Error -2147483639 = KCERR_LOGON_FAILED (0x80000009)");
+  assert.equal(fault("Error 2147483657"), "Error 2147483657 = KCERR_LOGON_FAILED (0x80000009)");
+  for (
+    const t of [
+      "Error 0",
+      "Error 12",
+      "Error -2147483649", // below int32
+      "Error 4294967296", // above uint32 (would wrap to 0)
+      "Error 99999999999",
+      "Error -0x80040103",
+      " Error -2147221245 trailing",
+      "HTTP method error",
+    ]
+  ) {
+    assert.equal(fault(t), t.trim(), t);
+  }
+});
+
+// The same question to both generations gets the same reading where the README says they agree.
+Deno.test("both generations: the same situations read the same", () => {
+  for (const g of everyGeneration()) {
+    assert.equal(parseLogonReply(g.logonAccepted.body).er, 0, g.generation);
+    assert.equal(parseLogonReply(g.logonAccepted.body).serverVersion, g.serverVersion);
+    assert.equal(parseLogonReply(g.logonWrongPassword.body).er, 2147483657, g.generation);
+    assert.equal(parseLogonReply(g.logonUnknownUser.body).er, 2147483657, g.generation);
+    assert.equal(parseLogoffReply(g.logoff.body), 0, g.generation);
+    assert.equal(parseGetUserReply(g.getUserDeadSession.body).er, 2147483664, g.generation);
+  }
+});
 
 Deno.test("older reply generations: unqualified ZCP 7.1 element, wrapped struct, xsi:type arrays", () => {
   assert.equal(

@@ -2,6 +2,7 @@
 // store), a TLS failure is "no answer", and no client certificate is ever offered.
 import assert from "node:assert/strict";
 import { makeTestPki, TestPki } from "../lib/pki.ts";
+import { captureDir } from "../lib/captures.ts";
 import { startFixtureServer } from "./lib/fixture_server.ts";
 import { runHelper, runPam } from "./lib/helper.ts";
 
@@ -85,11 +86,7 @@ Deno.test("https: no client certificate is offered to a server that asks for one
     srv.listen(0, "127.0.0.1", () => console.log("port:" + srv.address().port));
     setTimeout(() => srv.close(), 5000).unref();
   `;
-  const body = new URL(
-    "../../../shared/fixtures/kopano-11.0.2/a2_logon_alice_wrong_password.response.body",
-    import.meta.url,
-  )
-    .pathname;
+  const body = captureDir("11.0.2") + "a2_logon_alice_wrong_password.response.body";
   const node = new Deno.Command("node", {
     args: ["-e", script, pki.certFile, pki.keyFile, body],
     stdout: "piped",

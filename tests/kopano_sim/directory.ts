@@ -32,11 +32,28 @@ export interface SimUser {
   email?: string;
 }
 
-/** The users of the recorded fixtures (alice 3, bob 4, kadmin 5). */
+/** The users of the 11.0.2 captures (alice 3, bob 4, kadmin 5; tests/fixtures/kopano-11.0.2). */
 export const DEFAULT_USERS: readonly SimUser[] = [
   { name: "alice", password: "secret" },
   { name: "bob", password: "bobpass", enabled: ["imap"], disabled: ["pop3"] },
   { name: "kadmin", password: "adminpass", admin: true, fullName: "Kopano Admin" },
+];
+
+/**
+ * Every user of the captured servers: the 8.7.85 one (tests/fixtures/kopano-8.7.85) also has
+ * passwords that need escaping or are not ASCII, and a user name with a domain. Their ids are not
+ * in the captures (no getUser for them): 6, 7, 8 here.
+ */
+export const CAPTURED_USERS: readonly SimUser[] = [
+  ...DEFAULT_USERS,
+  { name: "carol", password: `p&<ss>"'w]]>rd` },
+  { name: "dave", password: "pässwörd€ ok" },
+  {
+    name: "erin@example.com",
+    password: "erinpass",
+    fullName: "Erin Example",
+    email: "erin@example.com",
+  },
 ];
 
 export interface DirUser {

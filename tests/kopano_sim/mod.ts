@@ -2,9 +2,10 @@
  * kopano_sim: a Kopano/Zarafa storage server stand-in for tests (a test double, not product code).
  *
  * It speaks the server's SOAP-over-HTTP protocol byte-compatibly with the genuine kopano-server
- * 11.0.2 exchanges in ../shared/fixtures/kopano-11.0.2 (replayed by tests/sim/fidelity_test.ts),
- * serves logon, logoff, getUser and resolveUsername with the server's semantics, and reproduces
- * the older Zarafa/Kopano generations selected by `version`. Everything else is a fault
+ * 11.0.2 and 8.7.85 exchanges in tests/fixtures/ (replayed by tests/sim/fidelity_test.ts and
+ * fidelity_8_7_test.ts against the sim started as that version), serves logon, logoff, getUser
+ * and resolveUsername with the server's semantics, and reproduces the older Zarafa/Kopano
+ * generations selected by `version`. Everything else is a fault
  * ("Method 'ns:X' not implemented"), as a server without that method would answer.
  *
  * ## API (stable: other tests code against it)
@@ -44,7 +45,9 @@
  *
  * Users (`SimUser`, also the JSON array `--users FILE` takes): `{name, password, enabled?,
  * disabled?, admin?, active?, id?, fullName?, email?}`. Defaults: alice/secret (id 3),
- * bob/bobpass (id 4; imap enabled, pop3 disabled), kadmin/adminpass (id 5, admin). SYSTEM (id 1)
+ * bob/bobpass (id 4; imap enabled, pop3 disabled), kadmin/adminpass (id 5, admin): the 11.0.2
+ * captures' users. CAPTURED_USERS adds those of the 8.7.85 captures: carol (password
+ * `p&<ss>"'w]]>rd`), dave (`pässwörd€ ok`), erin@example.com/erinpass. SYSTEM (id 1)
  * always exists and never logs on with a password. Names match case-insensitively.
  * Feature lists in getUser are the server's merge of `disabledFeatures` with the user's lists
  * (reference §5.4), over the feature names the emulated version knows.
@@ -134,7 +137,7 @@ import type { SimConnectionInfo, SimConnectionStats } from "./connection_log.ts"
 export type { KopanoSimOptions, SimUrls, TlsListen } from "./server.ts";
 export { parseHostPort } from "./server.ts";
 export type { SimUser } from "./directory.ts";
-export { DEFAULT_USERS, validateUsers } from "./directory.ts";
+export { CAPTURED_USERS, DEFAULT_USERS, validateUsers } from "./directory.ts";
 export type { UnixPeer } from "./methods.ts";
 export type { Fault, FaultKind, RawReply, Transport } from "./faults.ts";
 export { FAULT_KINDS, parseFaultSpec } from "./faults.ts";

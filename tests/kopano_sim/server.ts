@@ -30,7 +30,7 @@ export interface KopanoSimOptions {
   unix?: string;
   tls?: TlsListen;
   /** Default: alice/secret, bob/bobpass (imap on, pop3 off), kadmin/adminpass (admin). */
-  users?: SimUser[];
+  users?: readonly SimUser[];
   /** Server option disabled_features (space separated). Default "imap pop3", like a stock server. */
   disabledFeatures?: string;
   /** Emulated kopano-server/zarafa-server version X.Y.Z[.REV]. Default "11.0.2". */

@@ -15,10 +15,9 @@ import assert from "node:assert/strict";
 import { run as runCommand } from "../../scripts/lib/run.ts";
 import { startKopanoSim } from "../kopano_sim/mod.ts";
 import { assertModeNamed } from "../../scripts/lib/pam_mode.ts";
+import { debLabel, debPlan, debToInstall, which } from "./deb.ts";
 import { checkInstalledDaemon } from "./installed_daemon.ts";
 
-const ROOT = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
-const PACKAGES = `${ROOT}/dist/packages`;
 const PKG = "libpam-mapi";
 const HELPER = "/usr/libexec/pam_mapi/pam_mapi_helper";
 const RUNTIME = "/usr/libexec/pam_mapi/deno";
@@ -35,26 +34,6 @@ const RUNTIME_DIR = "/run/pam_mapi";
 async function account(name: string): Promise<string[] | null> {
   const r = await run("getent", ["passwd", name]);
   return r.code === 0 ? r.stdout.trim().split(":") : null;
-}
-
-function findDeb(): string | null {
-  try {
-    const names = [...Deno.readDirSync(PACKAGES)].map((e) => e.name)
-      .filter((n) => /^libpam-mapi_[^_]+_[a-z0-9]+\.deb$/.test(n));
-    return names.length ? `${PACKAGES}/${names.sort().at(-1)}` : null;
-  } catch {
-    return null;
-  }
-}
-
-function which(cmd: string): boolean {
-  return ["/usr/bin", "/bin", "/usr/sbin", "/sbin"].some((d) => {
-    try {
-      return Deno.statSync(`${d}/${cmd}`).isFile;
-    } catch {
-      return false;
-    }
-  });
 }
 
 /** Runs a command the way the package tools expect to be run from a script. */
@@ -91,51 +70,10 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-/**
- * The newest modification time of the files a package build copies (build-packages.sh: those git
- * tracks or would track) and uses (not tests/), or null where git cannot tell.
- */
-function newestSource(): number | null {
-  let out: Deno.CommandOutput;
-  try {
-    out = new Deno.Command("git", {
-      args: ["-C", ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-      stdout: "piped",
-      stderr: "null",
-    }).outputSync();
-  } catch {
-    return null; // no git
-  }
-  if (!out.success) return null;
-  let newest = 0;
-  const files = new TextDecoder().decode(out.stdout).split("\0");
-  for (const f of files.filter((f) => f && !f.startsWith("tests/"))) {
-    try {
-      newest = Math.max(newest, Deno.lstatSync(`${ROOT}/${f}`).mtime!.getTime());
-    } catch {
-      // deleted in the work tree: the build leaves it out too
-    }
-  }
-  return newest;
-}
-
-// The .deb to install: the one in dist/packages when it is newer than every source file (as after
-// .ci/run, which builds the packages just before the tests); otherwise this test builds it first,
-// where the package tools are installed, and says so in its name.
-const found = findDeb();
-const sources = newestSource();
-const stale = found !== null && sources !== null && Deno.statSync(found).mtime!.getTime() < sources;
-const canBuild = which("dpkg-buildpackage");
-const build = (found === null || stale) && canBuild
-  ? (found === null
-    ? "none in dist/packages"
-    : "the one in dist/packages is older than the sources")
-  : null;
+const plan = debPlan();
 const missing = [
   Deno.uid() !== 0 && "root",
-  found === null && !canBuild &&
-  "dpkg-buildpackage to build the .deb (sh scripts/setup-build.sh installs it), or one in " +
-    "dist/packages",
+  plan.missing,
   !which("dpkg") && "dpkg",
   !which("pamtester") && "pamtester",
 ].filter(Boolean);
@@ -147,20 +85,11 @@ const what =
 Deno.test({
   name: missing.length
     ? `installed package: SKIPPED, needs ${missing.join(", ")}`
-    : build
-    ? `installed package: builds the .deb first (${build}: sh packaging/build-packages.sh deb), ` +
-      `then dpkg -i, ${what}`
-    : `installed package: dpkg -i ${found!.slice(ROOT.length + 1)}` +
-      `${stale ? " (OLDER than the sources: no dpkg-buildpackage to rebuild it)" : ""}, ${what}`,
+    : `installed package: ${debLabel(plan, "dpkg -i")}, ${what}`,
   ignore: missing.length > 0,
   sanitizeResources: false,
   async fn() {
-    if (build) {
-      const b = await run("sh", ["packaging/build-packages.sh", "deb"], { cwd: ROOT });
-      assert.equal(b.code, 0, `build-packages.sh deb failed:\n${b.stdout}${b.stderr}`);
-    }
-    const deb = findDeb();
-    assert.ok(deb, "no .deb in dist/packages");
+    const deb = await debToInstall();
     const before = await run("dpkg-query", ["-W", "-f=${Status}", PKG]);
     const accountBefore = await account(ACCOUNT);
     const systemdRuns = await exists("/run/systemd/system");

@@ -10,6 +10,7 @@ import { run } from "../../scripts/lib/run.ts";
 import { login, procUsage, startDaemon, status } from "../daemon/lib.ts";
 import { type KopanoSim, startKopanoSim } from "../kopano_sim/mod.ts";
 import { makeTestPki, type TestPki } from "../lib/pki.ts";
+import { disposableSocketDir } from "../lib/socket_dir.ts";
 import { unitSettings } from "./unit_file.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
@@ -384,9 +385,10 @@ Deno.test({
   async fn() {
     await using w = await confinementWorld();
     const who = await unitAccount(w.dir);
-    // RuntimeDirectory=pam_mapi with RuntimeDirectoryMode=0755, owned by User= and Group=.
-    const runtime = `${w.dir}/run`;
-    await Deno.mkdir(runtime);
+    // RuntimeDirectory=pam_mapi with RuntimeDirectoryMode=0755, owned by User= and Group=, in
+    // /run as systemd makes it (below a sticky /tmp, pam_mapi.so would not trust the socket).
+    await using runDir = await disposableSocketDir("pam_mapi_unit_run_");
+    const runtime = runDir.path;
     await Deno.chown(runtime, who.uid, who.gid);
     await Deno.chmod(runtime, 0o755);
     await using d = await startDaemon({

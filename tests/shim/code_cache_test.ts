@@ -161,6 +161,42 @@ Deno.test("code cache: a host with umask 000 and no cache directory: made 0700, 
   assert.deepEqual(w.logs.filter((l) => l.priority === LOG_WARNING), [], "the cache is trusted");
 });
 
+Deno.test("code cache: on a machine without node, the second login still uses the cache", async () => {
+  // A mail server has no Node.js: where PATH finds no `node`, `deno run` links
+  // DENO_DIR/node_compat_bin/node to itself, and the launcher, rightly refusing a link in the
+  // cache, ran every later login without it (issue 19). Here a private mount namespace covers
+  // each `node` on the launcher's PATH with an empty, non-executable file.
+  const s = await helperSetup();
+  await freshCache(s, null);
+  const empty = `${s.dir}/not_node`;
+  await Deno.writeTextFile(empty, "", { mode: 0o644 });
+  const noNode = `${s.dir}/no_node`;
+  await Deno.writeTextFile(
+    noNode,
+    `#!/bin/sh
+exec unshare --mount --propagation private sh -c '
+for f in /usr/bin/node /bin/node; do
+  if [ -x "$f" ]; then mount --bind "$0" "$f" || exit 97; fi
+done
+for f in /usr/bin/node /bin/node; do [ ! -x "$f" ] || exit 98; done
+exec "$@"' "${empty}" "$@"
+`,
+    { mode: 0o755 },
+  );
+  for (const password of ["secret", "wrong", "secret"]) {
+    const r = await login(s, password, s.helper, noNode);
+    assert.equal(r.kv.auth, password === "secret" ? "PAM_SUCCESS" : "PAM_AUTH_ERR");
+    assert.deepEqual(r.logs.filter((l) => l.priority === LOG_WARNING), [], "the cache was refused");
+  }
+  const entries = await listTree(s.cache);
+  assert.ok(entries.includes("v8_code_cache_v2"), entries.join(" "));
+  for (const name of entries) {
+    const st = await Deno.lstat(`${s.cache}/${name}`);
+    assert.ok(st.isFile || st.isDirectory, `${name} is neither a file nor a directory`);
+  }
+  assert.ok(!entries.some((e) => e.startsWith("node_compat_bin")), entries.join(" "));
+});
+
 Deno.test("code cache: a world-writable cache directory is not used, poisoned or not", async () => {
   const s = await helperSetup();
   await freshCache(s, 0o777);

@@ -8,6 +8,7 @@ import {
   assertThreadResults,
   authWithLateSend,
   build,
+  daemonDir,
   helperDir,
   helperModes,
   line,
@@ -19,7 +20,6 @@ import {
   startFakeDaemon,
   SVCACCT,
   SVCACCT_SOCKET,
-  tempDir,
   type Variant,
   VARIANTS,
 } from "./lib.ts";
@@ -53,7 +53,8 @@ for (const v of VARIANTS) {
   Deno.test(`${v.name}: no daemon at the path: the helper is started, with a debug line`, async () => {
     await build();
     const { dir, helper } = await helperDir();
-    for (const socket of [`${dir}/none.sock`, `${dir}/missing-dir/helper.sock`]) {
+    const sockDir = await daemonDir();
+    for (const socket of [`${sockDir}/none.sock`, `${sockDir}/missing-dir/helper.sock`]) {
       const conf = await service(v, dir, helper, socket);
       const r = await login(conf);
       assert.equal(r.kv.auth, "PAM_SUCCESS");
@@ -73,7 +74,7 @@ for (const v of VARIANTS) {
   Deno.test(`${v.name}: a stale socket (daemon gone) falls back; a running one is used`, async () => {
     await build();
     const { dir, helper } = await helperDir();
-    const socket = `${dir}/d.sock`;
+    const socket = `${await daemonDir()}/d.sock`;
     const conf = await service(v, dir, helper, socket);
     const pid = await startFakeDaemon(socket, helper);
     let r = await login(conf);
@@ -96,7 +97,7 @@ for (const v of VARIANTS) {
   ) => {
     await build();
     const { dir, helper } = await helperDir();
-    const { socket, record } = await socketFor(dir);
+    const { socket, record } = await socketFor(await daemonDir());
     const conf = await service(v, dir, helper, socket);
     const r = await login(conf);
     assert.equal(r.kv.auth, "PAM_SERVICE_ERR", r.stdout);
@@ -113,7 +114,7 @@ for (const v of VARIANTS) {
 
   /** A directory that nobody may write to (for the recording file of a daemon run as nobody). */
   const nobodyDir = async () => {
-    const d = await tempDir();
+    const d = await daemonDir();
     await runOk("chown", ["nobody:nogroup", d]);
     return d;
   };
@@ -145,6 +146,43 @@ for (const v of VARIANTS) {
         return { socket, record };
       }, /directory \S+\/run is writable by group or others/);
       assert.equal(r.kv.auth, "PAM_SERVICE_ERR");
+    }
+  });
+
+  Deno.test(`${v.name}: the hostage: daemon= below a sticky directory is refused, whatever is there`, async () => {
+    // While no daemon listens, anyone may take a free name in /tmp. The module refused only what
+    // it found there, so nothing meant "start the helper" and a local user's file or socket meant
+    // "every login fails": she held the logins hostage. Now the path itself is refused, always.
+    const hostage = `/tmp/pam_mapi_hostage_${crypto.randomUUID()}.sock`;
+    const why =
+      /directory \/tmp is sticky but writable by group or others: anyone could take the socket's name while no daemon listens/;
+    const asNobody = ["--reuid=nobody", "--regid=nogroup", "--clear-groups"];
+    try {
+      await untrusted(() => Promise.resolve({ socket: hostage, record: "/nonexistent" }), why);
+      await untrusted(async () => {
+        await runOk("setpriv", [...asNobody, "touch", hostage]);
+        return { socket: hostage, record: "/nonexistent" };
+      }, why);
+      await untrusted(async () => {
+        await Deno.remove(hostage);
+        const record = `${await nobodyDir()}/record`;
+        await startFakeDaemon(hostage, "/bin/false", { record, user: "nobody" });
+        return { socket: hostage, record };
+      }, why);
+    } finally {
+      await Deno.remove(hostage).catch(() => {});
+    }
+    // Any directory on the path counts, not only the socket's own; group-writable too.
+    for (const mode of [0o1777, 0o1770]) {
+      await untrusted(async (dir) => {
+        await Deno.mkdir(`${dir}/shared`);
+        await Deno.chmod(`${dir}/shared`, mode);
+        await Deno.mkdir(`${dir}/shared/run`, { mode: 0o755 });
+        const record = `${dir}/record`;
+        const socket = `${dir}/shared/run/d.sock`;
+        await startFakeDaemon(socket, "/bin/false", { record }); // root's own daemon
+        return { socket, record };
+      }, /directory \S+\/shared is sticky but writable by group or others/);
     }
   });
 
@@ -195,13 +233,18 @@ for (const v of VARIANTS) {
   Deno.test(`${v.name}: a symlink that only root could change leads to a trusted daemon`, async () => {
     await build();
     const { dir, helper } = await helperDir();
-    await Deno.mkdir(`${dir}/run`, { mode: 0o755 });
-    await startFakeDaemon(`${dir}/run/d.sock`, helper);
+    const sockDir = await daemonDir();
+    await Deno.mkdir(`${sockDir}/run`, { mode: 0o755 });
+    await startFakeDaemon(`${sockDir}/run/d.sock`, helper);
     // An absolute and a relative link, and a directory link with ".." in the path after it.
-    await Deno.symlink(`${dir}/run`, `${dir}/run-link`);
-    await Deno.symlink("run/d.sock", `${dir}/rel.sock`);
+    await Deno.symlink(`${sockDir}/run`, `${sockDir}/run-link`);
+    await Deno.symlink("run/d.sock", `${sockDir}/rel.sock`);
     for (
-      const path of [`${dir}/run-link/d.sock`, `${dir}/rel.sock`, `${dir}/run-link/../run/d.sock`]
+      const path of [
+        `${sockDir}/run-link/d.sock`,
+        `${sockDir}/rel.sock`,
+        `${sockDir}/run-link/../run/d.sock`,
+      ]
     ) {
       const r = await login(await service(v, dir, helper, path));
       assert.equal(r.kv.auth, "PAM_SUCCESS", path);
@@ -213,7 +256,7 @@ for (const v of VARIANTS) {
   const daemonFails = async (user: string, why: RegExp, opts: { closeFirst?: boolean } = {}) => {
     await build();
     const { dir, helper } = await helperDir();
-    const socket = `${dir}/d.sock`;
+    const socket = `${await daemonDir()}/d.sock`;
     await startFakeDaemon(socket, helper, opts);
     const conf = await service(v, dir, helper, socket);
     const start = performance.now();
@@ -253,7 +296,7 @@ for (const v of VARIANTS) {
   Deno.test(`${v.name}: the daemon's deadline is timeout x sockets + 2 s`, async () => {
     await build();
     const { dir, helper } = await helperDir();
-    const socket = `${dir}/d.sock`;
+    const socket = `${await daemonDir()}/d.sock`;
     await startFakeDaemon(socket, helper);
     const conf = await service(v, dir, helper, socket);
     let r = await login(conf, "slow-2500");
@@ -277,7 +320,7 @@ for (const v of VARIANTS) {
     // Delayed, the module's send finds the connection closed by the daemon.
     await build();
     const { dir, helper } = await helperDir();
-    const socket = `${dir}/d.sock`;
+    const socket = `${await daemonDir()}/d.sock`;
     await startFakeDaemon(socket, helper, { closeFirst: true });
     const conf = await service(v, dir, helper, socket);
     assert.match(await authWithLateSend(v, conf), /^auth=PAM_SERVICE_ERR$/m);
@@ -286,7 +329,7 @@ for (const v of VARIANTS) {
   Deno.test(`${v.name}: eight threads at once through the daemon; no fd, no zombie left`, async () => {
     await build();
     const { dir, helper } = await helperDir();
-    const socket = `${dir}/d.sock`;
+    const socket = `${await daemonDir()}/d.sock`;
     await startFakeDaemon(socket, helper);
     const conf = await pamConf(dir, {
       mapi: [line(v, "auth", [`helper=${helper}`, `daemon=${socket}`, "timeout=5"])],
@@ -317,7 +360,7 @@ Deno.test("plain: a daemon running as the service account is trusted; the defaul
   const { dir, helper } = await helperDir();
   // The account's own socket directory, as systemd's RuntimeDirectory= makes it; the recording
   // trap answers PAM_SUCCESS to whoever trusts it.
-  const sockDir = await tempDir();
+  const sockDir = await daemonDir();
   await runOk("chown", ["daemon:daemon", sockDir]);
   const socket = `${sockDir}/d.sock`;
   const record = `${sockDir}/record`;

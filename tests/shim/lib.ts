@@ -2,6 +2,7 @@
 // a root-owned fake helper, private pam.d directories, running the C driver (optionally with its
 // syslog captured through a private /dev/log) and pamtester under pam_wrapper.
 import assert from "node:assert/strict";
+import { socketDir } from "../lib/socket_dir.ts";
 
 export const ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
 export const SHIM_BUILD = `${ROOT}/shim/build`;
@@ -103,6 +104,14 @@ export async function tempDir(): Promise<string> {
   return dir;
 }
 
+/** A fresh directory for a daemon's socket (root-owned, 0755, in /run: a socket under /tmp is
+ * refused), removed when the test process ends. */
+export async function daemonDir(): Promise<string> {
+  const dir = await socketDir("pam_mapi_shim_");
+  tempDirs.push(dir);
+  return dir;
+}
+
 export const BUILT_HELPER = `${ROOT}/dist/pam_mapi_helper`;
 
 /** A private root-owned copy of the built helper (deno task build may rewrite dist/ meanwhile). */
@@ -176,10 +185,11 @@ export async function startFakeDaemon(
   return pid;
 }
 
-/** The module arguments that select the mode; in daemon mode this starts a fake daemon in dir. */
-export async function modeArgs(mode: Mode, dir: string, helper: string): Promise<string[]> {
+/** The module arguments that select the mode; in daemon mode this starts a fake daemon (serving
+ * `helper`) on a socket of its own. */
+export async function modeArgs(mode: Mode, helper: string): Promise<string[]> {
   if (mode === "fork") return ["daemon=off"];
-  const socket = `${dir}/d.sock`;
+  const socket = `${await daemonDir()}/d.sock`;
   await startFakeDaemon(socket, helper);
   return [`daemon=${socket}`];
 }

@@ -54,13 +54,13 @@ function registerTests(v: Variant, mode: Mode) {
   /** The module line, with this mode's daemon= on auth lines. */
   const line = (type: "auth" | "account", args: string[], control?: string) =>
     moduleLine(v, type, type === "auth" ? [...args, daemonArg] : args, control);
-  /** In daemon mode, starts the real resident helper (the built one) on a socket in dir. */
-  const useMode = async (helper: string, dir: string): Promise<AsyncDisposable> => {
+  /** In daemon mode, starts the real resident helper (the built one) on a socket of its own. */
+  const useMode = async (helper: string): Promise<AsyncDisposable> => {
     if (mode === "fork") {
       daemonArg = "daemon=off";
       return { [Symbol.asyncDispose]: async () => {} };
     }
-    const d = await startDaemon({ helper, dir, socket: `${dir}/d.sock` });
+    const d = await startDaemon({ helper });
     daemonArg = `daemon=${d.socket}`;
     return d;
   };
@@ -79,7 +79,7 @@ function registerTests(v: Variant, mode: Mode) {
 
   Deno.test(`${name}: real helper: success, wrong password, feature, unavailable, arguments`, async () => {
     const { dir, helper } = await builtHelperCopy();
-    await using _mode = await useMode(helper, dir);
+    await using _mode = await useMode(helper);
     await withSim(async (url, openSessions) => {
       const s = `socket=${url}`;
       // Success; account follows for the same user.
@@ -204,7 +204,7 @@ function registerTests(v: Variant, mode: Mode) {
 
   Deno.test(`${name}: real helper: quiet drops only the refused-logon line; debug adds steps`, async () => {
     const { dir, helper } = await builtHelperCopy();
-    await using _mode = await useMode(helper, dir);
+    await using _mode = await useMode(helper);
     await withSim(async (url) => {
       const s = `socket=${url}`;
       const outcome = async (args: string[], user: string, pw: string) =>
@@ -265,7 +265,7 @@ function registerTests(v: Variant, mode: Mode) {
 
   Deno.test(`${name}: real helper: threads, repeated runs, hosts that reap children`, async () => {
     const { dir, helper } = await builtHelperCopy();
-    await using _mode = await useMode(helper, dir);
+    await using _mode = await useMode(helper);
     await withSim(async (url, openSessions) => {
       const conf = await pamConf(dir, {
         mapi: [line("auth", [`helper=${helper}`, `socket=${url}`])],
@@ -320,7 +320,7 @@ function registerTests(v: Variant, mode: Mode) {
 
   Deno.test(`${name}: real helper through pamtester under pam_wrapper`, async () => {
     const { dir, helper } = await builtHelperCopy();
-    await using _mode = await useMode(helper, dir);
+    await using _mode = await useMode(helper);
     await withSim(async (url) => {
       const conf = await pamConf(dir, {
         smtp: [line("auth", [`helper=${helper}`, `socket=${url}`]), line("account", [])],

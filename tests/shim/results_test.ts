@@ -35,7 +35,7 @@ function registerTests(v: Variant, mode: Mode) {
     // A test about daemon= itself brings its own.
     const [modeArg] = authArgs.some((a) => a.startsWith("daemon="))
       ? [""]
-      : await modeArgs(mode, dir, helper);
+      : await modeArgs(mode, helper);
     const auth = [`helper=${helper}`, ...(modeArg ? [modeArg] : []), ...authArgs];
     const conf = await pamConf(dir, {
       mapi: [line(v, "auth", auth), line(v, "account", accountArgs)],

@@ -2,7 +2,7 @@
 # syslog_capture.sh LOGFILE COMMAND [ARG...]   (root)
 # Runs COMMAND in a private mount namespace whose /dev is an overlay with our own /dev/log, so that
 # every syslog(3)/pam_syslog line COMMAND sends is appended to LOGFILE, one per line, and nothing
-# reaches (or needs) the host's syslog. Exit status: COMMAND's. (../shared/reference/toolchain.md 5)
+# reaches (or needs) the host's syslog. Exit status: COMMAND's.
 set -eu
 [ "$(id -u)" = 0 ] || { echo "syslog_capture.sh: needs root (mount namespace)" >&2; exit 77; }
 log=$1

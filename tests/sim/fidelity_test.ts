@@ -1,95 +1,21 @@
-// Replays every request of the genuine kopano-server 11.0.2 captures (fixtures a-e, and f1) against
-// the sim, configured like the recorded server (disabled_features = imap mobile), and compares
-// each reply with the recorded one: same status, same headers (Content-Length = the real length),
-// and the same body byte for byte once session ids, the server GUID, entry ids and the license
-// blob are masked. Requests referring to recorded session/entry ids are rewritten to the live
-// ones from earlier replies of the chain (c0 -> c1..c4 -> b1..b3, c3 -> c4, c5 -> c6).
+// Replays every request of the genuine kopano-server 11.0.2 captures (tests/fixtures/kopano-11.0.2,
+// a-e, and f1) against the sim, configured like the recorded server (disabled_features = imap
+// mobile), and compares each reply with the recorded one (tests/sim/lib/replay.ts). Requests
+// referring to recorded session/entry ids are rewritten to the live ones from earlier replies of
+// the chain (c0 -> c1..c4 -> b1..b3, c3 -> c4, c5 -> c6).
 // The a-d captures were made over TCP; they are also replayed over TLS and the UNIX socket (with
 // a non-admin peer, else the UNIX peer-credential logon would change a2/a3).
+// The 8.7.85 generation: fidelity_8_7_test.ts.
 
 import assert from "node:assert/strict";
 import { startKopanoSim, type UnixPeer } from "../kopano_sim/mod.ts";
 import { makeTestPki } from "../lib/pki.ts";
-import { elementText, exchange, maskVolatile, requestBytes } from "./lib/fixtures.ts";
-import { RawConn, type RawResponse, type Target, targetOf } from "./lib/raw_http.ts";
+import { exchange } from "../lib/captures.ts";
+import { requestBytes } from "./lib/fixtures.ts";
+import { RawConn, targetOf } from "./lib/raw_http.ts";
+import { compare, newLive, replay } from "./lib/replay.ts";
 
 const dec = new TextDecoder();
-
-interface Live {
-  rewrite: Map<string, string>;
-  guids: Set<string>;
-}
-
-/** Checks a live reply against the recorded one; records live ids for later requests. */
-function compare(
-  name: string,
-  res: RawResponse,
-  rec: ReturnType<typeof exchange>,
-  live: Live,
-): void {
-  const recBody = dec.decode(rec.responseBody!);
-  const liveBody = dec.decode(res.body);
-  assert.deepEqual(maskVolatile(liveBody), maskVolatile(recBody), `${name}: body differs`);
-  const recHead = rec.responseHead!;
-  assert.deepEqual(res.head.split("\r\n")[0], recHead[0], `${name}: status line`);
-  const liveHeaders = res.head.split("\r\n").slice(1).filter((l) => l !== "");
-  assert.deepEqual(
-    liveHeaders.map((l) => l.replace(/^Content-Length: \d+$/, "Content-Length: N")),
-    recHead.slice(1).map((l) => l.replace(/^Content-Length: \d+$/, "Content-Length: N")),
-    `${name}: headers`,
-  );
-  const cl = liveHeaders.find((l) => l.startsWith("Content-Length:"));
-  if (cl) assert.deepEqual(Number(cl.split(":")[1]), res.body.length, `${name}: Content-Length`);
-
-  // The masked values must still be well-formed, and become the rewrite map for later requests.
-  for (const tag of ["ulSessionId", "sServerGuid", "sUserId", "sLicenseResponse"]) {
-    const r = elementText(recBody, tag), l = elementText(liveBody, tag);
-    if (!r || r === "0" || !l) continue;
-    if (tag === "ulSessionId") {
-      assert.match(l, /^[1-9]\d{0,19}$/);
-      assert(BigInt(l) < 1n << 64n);
-    }
-    if (tag === "sServerGuid") {
-      assert.deepEqual(atob(l).length, 16);
-      live.guids.add(l);
-    }
-    if (tag === "sUserId") {
-      const eid = Uint8Array.from(atob(l), (c) => c.charCodeAt(0));
-      assert.deepEqual(
-        [...eid.subarray(4, 8)],
-        [0xAC, 0x21, 0xA9, 0x50],
-        "entry id starts with MUIDECSAB",
-      );
-      assert.deepEqual(
-        new DataView(eid.buffer).getUint32(28, true),
-        Number(elementText(recBody, "ulUserId")),
-      );
-    }
-    if (r !== l) live.rewrite.set(r, l);
-  }
-}
-
-async function replay(t: Target, name: string, live: Live): Promise<void> {
-  const rec = exchange(name);
-  const c = await RawConn.open(t);
-  try {
-    await c.write(requestBytes(rec, live.rewrite));
-    const res = await c.response();
-    if (rec.responseHead === null) {
-      assert.deepEqual(res, null, `${name}: the server sends nothing and closes`);
-      return;
-    }
-    assert(res, `${name}: no reply`);
-    compare(name, res, rec, live);
-    if (rec.responseHead.includes("Connection: close")) {
-      assert.ok(await c.closedWithin(2000), `${name}: connection closed after the reply`);
-    } else {
-      assert.ok(await c.quietFor(150), `${name}: connection kept open`);
-    }
-  } finally {
-    c.close();
-  }
-}
 
 const TCP_CAPTURES = [
   "a1_logon_alice_correct_password",
@@ -139,9 +65,9 @@ for (const transport of ["tcp", "tls", "unix"] as const) {
     try {
       const url = { tcp: sim.urls.http, tls: sim.urls.https, unix: sim.urls.unix }[transport][0];
       const target = targetOf(url, pki ? [await Deno.readTextFile(pki.caFile)] : []);
-      const live: Live = { rewrite: new Map(), guids: new Set() };
+      const live = newLive();
       for (const name of TCP_CAPTURES) {
-        await t.step(name, () => replay(target, name, live));
+        await t.step(name, () => replay(target, "11.0.2", name, live));
       }
       assert.deepEqual(live.guids.size, 1, "one server GUID for every logon");
     } finally {
@@ -173,10 +99,13 @@ Deno.test("fidelity: UNIX-socket captures e1-e5 (root = admin peer, daemon = use
     unixPeer: "user",
   });
   try {
-    const live: Live = { rewrite: new Map(), guids: new Set() };
+    const live = newLive();
     for (const [name, peer] of UNIX_CAPTURES) {
       const sim = peer === "admin" ? admin : user;
-      await t.step(name, () => replay(targetOf(sim.urls.unix[0]), name, live));
+      await t.step(
+        name,
+        () => replay(targetOf(sim.urls.unix[0]), "11.0.2", name, live),
+      );
     }
     // e1 is the peer-credential logon with a wrong password: it made a real session for alice.
     assert.deepEqual(admin.sessions().map((s) => [s.user, s.method]), [["alice", "socket"]]);
@@ -193,13 +122,13 @@ Deno.test("fidelity: the real client's logon -> getUser(0) -> logoff of f3 on on
   const name = "f3_kopano-passwd_alice_change_password_with_store";
   const c = await RawConn.open(targetOf(sim.urls.http[0]));
   try {
-    const live: Live = { rewrite: new Map(), guids: new Set() };
+    const live = newLive();
     for (const n of [1, 3, 9]) {
-      const rec = exchange(name, n);
-      await c.write(requestBytes(rec, live.rewrite));
+      const rec = exchange("11.0.2", name, n);
+      await c.write(requestBytes(rec.request, live.rewrite));
       const res = await c.response();
       assert(res, `exchange ${n}: no reply`);
-      compare(`${name} #${n}`, res, rec, live);
+      compare(`${name} #${n}`, res, rec.response!, live);
       // The real client asks for ENHANCED_ICS: replies come as one chunk, then the last chunk.
       assert.deepEqual(res.chunks, [res.body.length], `exchange ${n}: one chunk`);
       const tail = dec.decode(res.raw.subarray(res.raw.length - 7));

@@ -7,7 +7,7 @@ import { clientGeneral } from "../kopano_sim/methods.ts";
 import { parseHostPort, serverProfile } from "../kopano_sim/mod.ts";
 import { decodeRequest, parseUnsigned } from "../kopano_sim/soap_request.ts";
 import { parseXml, xmlRootEnd } from "../kopano_sim/xml.ts";
-import { exchange as fixture } from "./lib/fixtures.ts";
+import { exchange } from "../lib/captures.ts";
 import { envelope, logon } from "./lib/soap.ts";
 
 const enc = new TextEncoder();
@@ -65,7 +65,7 @@ Deno.test("xml: xmlRootEnd frames header-less requests (pipelined data stays)", 
 });
 
 Deno.test("decode: the fixtures' malformed requests (d1-d5)", () => {
-  const body = (name: string) => fixture(name).requestBody;
+  const body = (name: string) => exchange("11.0.2", name).request.body;
   const d1 = decodeRequest(body("d1_unknown_method_logonBogus"), P11, true).decoded;
   assert.equal(
     d1.kind === "fault" && d1.fault.text,

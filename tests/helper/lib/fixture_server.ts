@@ -1,16 +1,20 @@
-// A server that answers each SOAP call with a genuine kopano-server 11.0.2 reply from the shared
-// fixtures (or any body the test gives), and counts the sessions it handed out and got back.
+// A server that answers each SOAP call with a genuine kopano-server reply (tests/fixtures/, by
+// meaning through tests/lib/captured_replies.ts: 11.0.2's unless `generation` says otherwise) or
+// any body the test gives, and counts the sessions it handed out and got back. A reply other than
+// 200 is sent as gSOAP sends a fault: with "Connection: close", and the connection closed.
 import { httpReply, RawRequest, RawServer, startRawServer } from "./raw_server.ts";
+import type { CapturedReply, Generation } from "../../lib/captures.ts";
+import { repliesOf } from "../../lib/captured_replies.ts";
 
-export const FIX = new URL("../../../../shared/fixtures/kopano-11.0.2/", import.meta.url).pathname;
-export const fixture = (name: string) => Deno.readTextFileSync(`${FIX}${name}`);
+/** A body (sent with 200 OK), or a captured reply with its own status. */
+export type ReplySpec = string | CapturedReply;
 
 export interface FixtureReplies {
-  logon?: string;
-  getUser?: string;
-  logoff?: string;
-  /** HTTP status line for every reply (default "200 OK"). */
-  status?: string;
+  logon?: ReplySpec;
+  getUser?: ReplySpec;
+  logoff?: ReplySpec;
+  /** Whose captured replies answer the calls not given above (default 11.0.2). */
+  generation?: Generation;
 }
 
 export interface FixtureServer extends RawServer {
@@ -25,20 +29,30 @@ export async function startFixtureServer(
   replies: FixtureReplies,
   opts: { transport?: "tcp" | "unix" | "tls"; cert?: string; key?: string } = {},
 ): Promise<FixtureServer> {
+  const captured = repliesOf(replies.generation ?? "11.0.2");
   const open = new Set<string>();
   const server = await startRawServer((req) => {
     const m = method(req);
-    const body = m === "logon"
-      ? replies.logon ?? fixture("a1_logon_alice_correct_password.response.body")
+    const spec = m === "logon"
+      ? replies.logon ?? captured.logonAccepted
       : m === "getUser"
-      ? replies.getUser ?? fixture("c1_getUser_self_alice.response.body")
-      : replies.logoff ?? fixture("b1_logoff_alice.response.body");
+      ? replies.getUser ?? captured.getUserAlice
+      : replies.logoff ?? captured.logoff;
+    const { body, status } = typeof spec === "string" ? { body: spec, status: "200 OK" } : spec;
     if (m === "logon") {
       const sid = /<er>0<\/er><ulSessionId>(\d+)</.exec(body)?.[1];
       if (sid && sid !== "0") open.add(sid);
     }
     if (m === "logoff") open.delete(/<ulSessionId>(\d+)</.exec(req.body)?.[1] ?? "");
-    return httpReply(body, { status: replies.status });
+    if (status.startsWith("200 ")) return httpReply(body, { status });
+    const length = new TextEncoder().encode(body).length;
+    return {
+      send: httpReply(body, {
+        status,
+        headers: [`Content-Length: ${length}`, "Connection: close"],
+      }),
+      close: true,
+    };
   }, opts);
   return {
     ...server,
