@@ -3,8 +3,9 @@
 # checkout's HEAD (committed work only) in /srv/pam_mapi (where other users can read it, as the
 # tests need; not under /root), nothing else beside it, Node.js, npm and git from the release's
 # own apt. As root, on a machine that may run other things: the root is a chroot in a private
-# mount namespace (with its own /proc, /dev/pts and an empty /run; /sys and /dev are the
-# machine's), so nothing it mounts or starts outlives it.
+# mount and PID namespace (with its own /proc, /dev/pts and an empty /run; /sys and /dev are the
+# machine's), so nothing it mounts or starts outlives it. (A test that boots a systemd-nspawn
+# container of its own does not get its container running in there: see the README.)
 #
 #   sh scripts/fresh-root-check.sh ROOT.tar STEP [DIR]
 #
@@ -119,11 +120,12 @@ phase "git clone of $commit"
 git clone -q --no-hardlinks "$repo" "$dir/srv/pam_mapi"
 git -C "$dir/srv/pam_mapi" checkout -q --detach "$commit"
 
-# Runs a shell command in the root: chroot in a private mount namespace; --kill-child ends
-# whatever is left in it.
+# Runs a shell command in the root: chroot in a private mount and PID namespace, whose PID 1 is
+# that command; when it ends, or when this script is killed (--kill-child), the kernel ends
+# whatever it left behind.
 inside() { # SHELL-COMMAND
   # shellcheck disable=SC2086
-  unshare --mount --propagation private --fork --kill-child sh -eu -c '
+  unshare --mount --propagation private --pid --fork --kill-child sh -eu -c '
     r=$1; shift
     mount --bind "$r" "$r"
     mount -t proc proc "$r/proc"
