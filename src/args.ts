@@ -1,23 +1,8 @@
 // The module-argument vocabulary of SPEC §2, shared by `--pam` and `check`. Anything unknown,
 // malformed or conflicting is an error: a mistyped argument must never widen access.
+import { asciiLower } from "./ascii.ts";
 import { neutralise } from "./log_text.ts";
-
-export type SocketKind = "http" | "https" | "unix";
-
-export interface SocketSpec {
-  /** The URL exactly as configured (used in log lines). */
-  url: string;
-  kind: SocketKind;
-  /** Host name or IP address (IPv6 without brackets); "" for unix. */
-  host: string;
-  port: number;
-  /** Request target of the POST. */
-  path: string;
-  /** Host header value. */
-  hostHeader: string;
-  /** UNIX socket path for file:// sockets. */
-  socketPath: string;
-}
+import type { SocketSpec } from "./socket_spec.ts";
 
 export interface Config {
   sockets: SocketSpec[];
@@ -56,11 +41,6 @@ export class ArgError extends Error {
 export function showArg(s: string): string {
   const clean = neutralise(s);
   return JSON.stringify(clean.length > 200 ? clean.slice(0, 200) + "..." : clean);
-}
-
-/** ASCII-only lower case: feature names are ASCII, and Unicode case mapping must not match them. */
-export function asciiLower(s: string): string {
-  return s.replace(/[A-Z]/g, (c) => String.fromCharCode(c.charCodeAt(0) + 32));
 }
 
 // Printable ASCII without space, '#' and '"': nothing that could end the request line or a header.

@@ -1,13 +1,13 @@
 // One attempt against one socket= server: logon, the feature query when service= asks for one,
 // and logoff whenever a session was opened. Returns what the server said, in terms the decision
 // (authenticate.ts) understands; every step is reported for debug lines and `check`.
-import type { Config, SocketSpec } from "./args.ts";
 import { ConnectError, openConnection, StepReporter } from "./connect.ts";
 import { Deadline } from "./deadline.ts";
 import { decideFeatures } from "./features.ts";
 import { Channel, closeQuietly, ConnectionSource, errorText, HttpReply } from "./http.ts";
 import { KCERR_LOGON_FAILED, kcerrName } from "./kcerr.ts";
 import { neutralise } from "./log_text.ts";
+import type { SocketSpec } from "./socket_spec.ts";
 import {
   getUserEnvelope,
   honoursNoUidAuth,
@@ -118,9 +118,17 @@ function replyProblem(reply: HttpReply, call: string, password: Uint8Array): str
   return `${call}: HTTP status ${reply.status}${fault}`;
 }
 
+/** What an attempt takes from the module's arguments (args.ts's Config has both). */
+export interface AttemptLimits {
+  /** Per-attempt limit in seconds. */
+  timeout: number;
+  /** Required features, lower case, in the given order; null when service= was not given. */
+  services: string[] | null;
+}
+
 export async function attempt(
   spec: SocketSpec,
-  cfg: Config,
+  cfg: AttemptLimits,
   creds: Credentials,
   caCerts: string[] | undefined,
   observe: Observer,

@@ -1,7 +1,7 @@
 // Opens the connection for one socket= URL: TCP, TCP + TLS, or a UNIX socket. Each step is bounded
 // by the attempt's deadline. TLS always verifies the certificate and the host name, and never
 // offers a client certificate (a Kopano server logs in whoever presents a key it knows).
-import type { SocketSpec } from "./args.ts";
+import type { SocketSpec } from "./socket_spec.ts";
 import type { Deadline } from "./deadline.ts";
 import { neutralise } from "./log_text.ts";
 

@@ -4,7 +4,7 @@
 // Channel.finish). Idle connections are closed before the server would drop them, at most a
 // few are kept per server, and connections are never shared between different trust anchors.
 // An idle connection on which anything arrives is closed, never lent (src/pool_watch.ts).
-import type { SocketSpec } from "./args.ts";
+import type { SocketSpec } from "./socket_spec.ts";
 import type { Connector } from "./attempt.ts";
 import { openConnection, targetName } from "./connect.ts";
 import { closeQuietly, type Link } from "./http.ts";
