@@ -200,7 +200,7 @@ int auth_run(pam_handle_t *pamh, int argc, const char **argv, const char **user_
 	rhost = item_str(pamh, PAM_RHOST);
 
 	who(whom, sizeof whom, user, rhost);
-	/* Same wording as the helper's own input checks (src/input.ts), which these mirror. */
+	/* Same wording as the helper's own input checks (src/pam/input.ts), which these mirror. */
 	if (strlen(user) > USER_MAX) {
 		log_line(pamh, LOG_NOTICE, "authentication failure; %s result=PAM_AUTH_ERR "
 			 "reason=\"invalid user name (longer than %d bytes)\"", whom, USER_MAX);

@@ -15,7 +15,7 @@
  *   file planted while the directory was writable must not be used after an admin fixes the mode.
  * A trusted cache is Deno's DENO_DIR; an untrusted one is not used at all: Deno gets --no-code-cache
  * and DENO_DIR=/dev/null, where it can neither read nor create anything, and the helper gets a first
- * argument --cache-untrusted=REASON, which it logs at warning (src/launch.ts). `serve`, the resident
+ * argument --cache-untrusted=REASON, which it logs at warning (src/pam/launch.ts). `serve`, the resident
  * helper, always runs without the cache and with V8 flags for a long-lived process. The environment
  * is built from scratch. One execve, as the #! line's env was. */
 #include <dirent.h>
@@ -38,7 +38,7 @@
 #define CACHE_MAX_DEPTH 8
 #define EXIT_SETUP 3            /* as `check` for a setup error */
 
-/* Deno's flags: permissions the helper narrows at start (src/permissions.ts), nothing else, no
+/* Deno's flags: permissions the helper narrows at start (src/pam/permissions.ts), nothing else, no
  * prompt; the file is JavaScript whatever its name; V8 flags for a short-lived process
  * (README "Performance"), the last entry. */
 static const char *const deno_flags[] = {

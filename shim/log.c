@@ -125,7 +125,7 @@ static size_t utf8_decode(const unsigned char *s, size_t n, unsigned *cp)
 /* Characters that must not reach a log line as they are: C0/C1 controls, DEL, and the format,
  * separator and other invisible (default-ignorable) characters that can reorder, hide or break
  * what a reader sees: bidi controls, zero widths, the BOM, fillers, variation selectors, tags.
- * The same set as the helper's src/log_text.ts (Cc, Cf, Zl, Zp, Default_Ignorable_Code_Point). */
+ * The same set as the helper's src/common/log_text.ts (Cc, Cf, Zl, Zp, Default_Ignorable_Code_Point). */
 static bool unsafe_char(unsigned cp)
 {
 	static const unsigned ranges[][2] = {

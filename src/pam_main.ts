@@ -3,8 +3,8 @@
 // that code and not `check`, `serve` or `status`, which src/main.ts, the entry for every other
 // command, carries too. Measured: 0.4 ms less per login. The launcher (shim/launcher.c) runs it for
 // exactly the argument list ["--pam"].
-import { takeLauncherArgs } from "./launch.ts";
-import { runPam } from "./pam_mode.ts";
+import { takeLauncherArgs } from "./pam/launch.ts";
+import { runPam } from "./pam/pam_mode.ts";
 
 const argv = takeLauncherArgs(Deno.args);
 if (argv.length !== 1 || argv[0] !== "--pam") {

@@ -5,7 +5,7 @@ import { run, runOrThrow, RunResult } from "./run.ts";
 
 // Permissions the helper needs: network for http(s)://, read for cafile= and file:// sockets,
 // write because Deno requires it to connect to a UNIX socket. The helper revokes what its
-// arguments do not need right after parsing them (src/permissions.ts). Everything else (env, run,
+// arguments do not need right after parsing them (src/pam/permissions.ts). Everything else (env, run,
 // ffi, sys) stays denied, and --no-prompt means nothing can be granted later. (Deno allows imports
 // from a few well-known hosts by default; the helper revokes that at start-up too.) The launcher
 // passes the same, in Deno's short forms, with the bundle's start-up flags (shim/launcher.c:

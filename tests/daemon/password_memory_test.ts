@@ -8,7 +8,7 @@
 // buffers, a TLS library's buffers for https://) is said in README's security notes.
 import assert from "node:assert/strict";
 import { b64 } from "../helper/lib/helper.ts";
-import { xmlEscape } from "../../src/soap.ts";
+import { xmlEscape } from "../../src/kopano/soap.ts";
 import { login, simAllTransports, startDaemon } from "./lib.ts";
 
 const enc = new TextEncoder();

@@ -3,13 +3,13 @@
 // the helper's commands, exit statuses and defaults match the code; the results match the README;
 // and both pages are clean under mandoc -Tlint.
 import assert from "node:assert/strict";
-import { DEFAULT_SOCKET, DEFAULT_TIMEOUT, FEATURES, MAX_SOCKETS } from "../../src/args.ts";
-import { HELP } from "../../src/help.ts";
-import { exitCodeFor, type PamResult } from "../../src/results.ts";
-import { MAX_REQUEST } from "../../src/protocol.ts";
-import { IDLE_TCP_MS, IDLE_UNIX_MS } from "../../src/pool.ts";
-import { MAX_IN_PROGRESS, REQUEST_MS } from "../../src/serve_conn.ts";
-import { DEFAULT_DAEMON_SOCKET } from "../../src/trust.ts";
+import { DEFAULT_SOCKET, DEFAULT_TIMEOUT, FEATURES, MAX_SOCKETS } from "../../src/pam/args.ts";
+import { HELP } from "../../src/cli/help.ts";
+import { exitCodeFor, type PamResult } from "../../src/pam/results.ts";
+import { MAX_REQUEST } from "../../src/pam/protocol.ts";
+import { IDLE_TCP_MS, IDLE_UNIX_MS } from "../../src/daemon/pool.ts";
+import { MAX_IN_PROGRESS, REQUEST_MS } from "../../src/daemon/serve_conn.ts";
+import { DEFAULT_DAEMON_SOCKET } from "../../src/daemon/trust.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 const PAGES = [`${ROOT}/man/pam_mapi.8`, `${ROOT}/man/pam_mapi_helper.8`];
@@ -60,7 +60,7 @@ function codeArgs(): { shim: string[]; helper: string[] } {
     ...literalList(c, /flag_names\[\]\s*=\s*\{([^}]*)\}/),
     ...literalList(c, /value_names\[\]\s*=\s*\{([^}]*)\}/),
   ];
-  const ts = read("src/args.ts");
+  const ts = read("src/pam/args.ts");
   const helper = [
     ...literalList(ts, /const FLAGS = \[([^\]]*)\]/),
     ...literalList(ts, /const VALUED = \[([^\]]*)\]/),
@@ -94,8 +94,8 @@ Deno.test("man pages: the module arguments are the code's, --help's and the READ
   const { shim, helper } = codeArgs();
   const expected = sorted(shim);
   assert.equal(shim.length, 11, "shim/args.c lists changed: check this test's parsing");
-  assert.deepEqual(sorted(helper), expected, "src/args.ts and shim/args.c differ");
-  assert.deepEqual(sorted(helpArgs()), expected, "src/help.ts");
+  assert.deepEqual(sorted(helper), expected, "src/pam/args.ts and shim/args.c differ");
+  assert.deepEqual(sorted(helpArgs()), expected, "src/cli/help.ts");
   assert.deepEqual(sorted(readmeArgs()), expected, "README.md module-argument table");
   const module = Deno.readTextFileSync(PAGES[0]);
   const helperPage = Deno.readTextFileSync(PAGES[1]);

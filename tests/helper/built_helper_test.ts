@@ -63,7 +63,14 @@ Deno.test("built helper: the bundle stays small and loads check/help/TLS/daemon 
     // What every forked login loads: the module's request alone, no command of an administrator.
     const pam = await Deno.readTextFile(`${dist}/pam_mapi_helper_pam.js`);
     assert.ok(pam.length < 0.6 * text.length, `--pam bundle is ${pam.length} bytes`);
-    for (const absent of ["src/check.ts", "src/serve.ts", "src/status.ts", "src/help.ts"]) {
+    for (
+      const absent of [
+        "src/cli/check.ts",
+        "src/daemon/serve.ts",
+        "src/cli/status.ts",
+        "src/cli/help.ts",
+      ]
+    ) {
       assert.ok(!pam.includes(`// ${absent}`), absent);
     }
     assert.match(pam, /\(init_tls_ca\(\), tls_ca_exports\)/, "TLS code still only on demand");

@@ -1,7 +1,7 @@
 // Hostile or broken servers: the helper process must fail closed (PAM_AUTHINFO_UNAVAIL), within
 // the timeout, with bounded memory (peak RSS of the helper process measured by /usr/bin/time).
 import assert from "node:assert/strict";
-import { MAX_BODY } from "../../src/http.ts";
+import { MAX_BODY } from "../../src/kopano/http.ts";
 import { Action, httpReply, startRawServer } from "./lib/raw_server.ts";
 import { ROOT, runPam } from "./lib/helper.ts";
 import { gzipBomb } from "./lib/gzip_bomb.ts";

@@ -1,12 +1,12 @@
-// The HTTP reader's bounds (src/http_reader.ts): a reply breaks one of them, or it is read; and a
+// The HTTP reader's bounds (src/kopano/http_reader.ts): a reply breaks one of them, or it is read; and a
 // genuine reply is read however the server slices it, one byte per write included. Each bound is
 // tested at its limit (accepted) and one past it (refused), so that a limit set wrong either way
 // fails here.
 import assert from "node:assert/strict";
-import { parseSocket } from "../../src/args.ts";
-import { freshConnections } from "../../src/attempt.ts";
-import { Deadline } from "../../src/deadline.ts";
-import { Channel, HttpError } from "../../src/http.ts";
+import { parseSocket } from "../../src/pam/args.ts";
+import { freshConnections } from "../../src/kopano/attempt.ts";
+import { Deadline } from "../../src/common/deadline.ts";
+import { Channel, HttpError } from "../../src/kopano/http.ts";
 import {
   MAX_BODY,
   MAX_CHUNK_LINE,
@@ -15,8 +15,8 @@ import {
   MAX_HEADER_LINE,
   MAX_HEADERS,
   MAX_STATUS_LINE,
-} from "../../src/http_reader.ts";
-import { parseLogonReply } from "../../src/soap.ts";
+} from "../../src/kopano/http_reader.ts";
+import { parseLogonReply } from "../../src/kopano/soap.ts";
 import { captureText } from "../lib/captures.ts";
 import { type Action, startRawServer } from "./lib/raw_server.ts";
 

@@ -1,11 +1,11 @@
 // The HTTP/1.1 client against a scriptable server: framing (Content-Length, chunked, to EOF),
 // compressed replies refused, the 1 MiB limit, the deadline, and connection reuse.
 import assert from "node:assert/strict";
-import { Channel, HttpError } from "../../src/http.ts";
-import { Deadline, TimeoutError } from "../../src/deadline.ts";
-import { parseSocket } from "../../src/args.ts";
-import { freshConnections } from "../../src/attempt.ts";
-import { parseLogoffReply, parseLogonReply } from "../../src/soap.ts";
+import { Channel, HttpError } from "../../src/kopano/http.ts";
+import { Deadline, TimeoutError } from "../../src/common/deadline.ts";
+import { parseSocket } from "../../src/pam/args.ts";
+import { freshConnections } from "../../src/kopano/attempt.ts";
+import { parseLogoffReply, parseLogonReply } from "../../src/kopano/soap.ts";
 import { httpReply, RawRequest, Responder, startRawServer } from "./lib/raw_server.ts";
 import { repliesOf } from "../lib/captured_replies.ts";
 import { captureDir, type HttpMessage, recordedResponse } from "../lib/captures.ts";

@@ -3,7 +3,7 @@
 // name and remote host, module arguments. Checked on the helper process's reply (--pam, with
 // debug) and on what `check` prints, against a server that puts such characters everywhere.
 import assert from "node:assert/strict";
-import { cleanMessage } from "../../src/protocol.ts";
+import { cleanMessage } from "../../src/pam/protocol.ts";
 import { httpReply, startRawServer } from "./lib/raw_server.ts";
 import { runHelper, runPam } from "./lib/helper.ts";
 

@@ -2,11 +2,11 @@
 // make that possible judge bytes exactly as their string versions judged text, and wipe what
 // held the password. (tests/daemon/password_memory_test.ts scans a daemon for what is left.)
 import assert from "node:assert/strict";
-import { serverText } from "../../src/attempt.ts";
-import { checkCredentials } from "../../src/input.ts";
-import { parseStrictJson } from "../../src/json_strict.ts";
-import { decodeRequest } from "../../src/protocol.ts";
-import { isUtf8 } from "../../src/utf8.ts";
+import { serverText } from "../../src/kopano/attempt.ts";
+import { checkCredentials } from "../../src/pam/input.ts";
+import { parseStrictJson } from "../../src/pam/json_strict.ts";
+import { decodeRequest } from "../../src/pam/protocol.ts";
+import { isUtf8 } from "../../src/common/utf8.ts";
 import { b64 } from "./lib/helper.ts";
 
 const enc = new TextEncoder();

@@ -8,8 +8,8 @@ import {
   MAX_REPLY,
   ProtocolError,
   truncateUtf8,
-} from "../../src/protocol.ts";
-import type { LogRecord, PamResult } from "../../src/results.ts";
+} from "../../src/pam/protocol.ts";
+import type { LogRecord, PamResult } from "../../src/pam/results.ts";
 import { b64, ROOT } from "./lib/helper.ts";
 
 const cases = JSON.parse(await Deno.readTextFile(`${ROOT}/tests/protocol/cases.json`));

@@ -1,13 +1,13 @@
-// The resident helper's budget for replies in progress (src/reply_budget.ts): what each reply
+// The resident helper's budget for replies in progress (src/kopano/reply_budget.ts): what each reply
 // may hold on its own, what they share, that a reply over it is refused (no answer) while small
 // replies still go through, that everything is given back however a reply ends, and that big
 // replies take turns.
 import assert from "node:assert/strict";
-import { parseSocket } from "../../src/args.ts";
-import { freshConnections } from "../../src/attempt.ts";
-import { Deadline } from "../../src/deadline.ts";
-import { Channel, HttpError } from "../../src/http.ts";
-import { ReplyBudget } from "../../src/reply_budget.ts";
+import { parseSocket } from "../../src/pam/args.ts";
+import { freshConnections } from "../../src/kopano/attempt.ts";
+import { Deadline } from "../../src/common/deadline.ts";
+import { Channel, HttpError } from "../../src/kopano/http.ts";
+import { ReplyBudget } from "../../src/kopano/reply_budget.ts";
 import { httpReply, startRawServer } from "./lib/raw_server.ts";
 
 const KIB = 1024;

@@ -13,9 +13,9 @@ import {
   parseServerVersion,
   SoapError,
   xmlEscape,
-} from "../../src/soap.ts";
-import { parseXml, XmlError } from "../../src/xml.ts";
-import { kcerrName } from "../../src/kcerr.ts";
+} from "../../src/kopano/soap.ts";
+import { parseXml, XmlError } from "../../src/kopano/xml.ts";
+import { kcerrName } from "../../src/kopano/kcerr.ts";
 import { captureDir, captureText } from "../lib/captures.ts";
 import { everyGeneration } from "../lib/captured_replies.ts";
 

@@ -11,7 +11,7 @@
  * ## API (stable: other tests code against it)
  *
  * ```ts
- * import { startKopanoSim } from "../kopano_sim/mod.ts";
+ * import { startKopanoSim } from "./mod.ts";
  * await using sim = await startKopanoSim({ listen: ["127.0.0.1:0"], unix: `${dir}/server.sock` });
  * sim.urls;            // { http: ["http://127.0.0.1:41234/kopano"], https: [], unix: ["file:///tmp/…/server.sock"] }
  * sim.openSessions();  // sessions currently logged on (assert 0 after a client run)

@@ -195,7 +195,7 @@ function registerTests(v: Variant, mode: Mode) {
   });
 
   Deno.test(`${name}: helper log records lose bidi and invisible characters too, one ? each`, async () => {
-    // The shim's second line of defence behind the helper's own (src/log_text.ts): the same
+    // The shim's second line of defence behind the helper's own (src/common/log_text.ts): the same
     // characters its user= and rhost= fields lose, escaped or raw, and visible text kept.
     const { conf } = await setup([]);
     const r = await runDriver(v, ["--user", "bidi", "--password", "x", conf, "mapi"]);
@@ -320,7 +320,7 @@ function registerTests(v: Variant, mode: Mode) {
       "mapi",
     ]);
     assert.equal(r.kv.auth, "PAM_AUTH_ERR");
-    // The helper's own wording for the same check (src/input.ts); the name is cut at 64 characters.
+    // The helper's own wording for the same check (src/pam/input.ts); the name is cut at 64 characters.
     assert.deepEqual(r.logs, [{
       priority: LOG_NOTICE,
       message: `authentication failure; user=${"u".repeat(64)}... rhost=192.0.2.9 ` +

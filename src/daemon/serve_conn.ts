@@ -1,14 +1,14 @@
 // One connection to the resident helper (docs/protocol.md §7.3): the request must arrive within
 // 2 s of the accept, at most 65 536 bytes, ended by the client; then the very code of --pam
-// decides it (src/request.ts), the reply is written and the connection closed. Beyond the limit
+// decides it (src/pam/request.ts), the reply is written and the connection closed. Beyond the limit
 // of requests in progress, the busy reply goes out at once without the request being decided.
 // Both of those replies name the user when the request's first bytes had come (request_user.ts).
-import { Deadline, TimeoutError } from "./deadline.ts";
+import { Deadline, TimeoutError } from "../common/deadline.ts";
 import type { DaemonLog } from "./daemon_log.ts";
 import type { DaemonStats } from "./daemon_stats.ts";
-import { closeQuietly } from "./http.ts";
-import { encodeReply, MAX_REQUEST } from "./protocol.ts";
-import { handleRequest, internalError, type RequestOptions } from "./request.ts";
+import { closeQuietly } from "../kopano/http.ts";
+import { encodeReply, MAX_REQUEST } from "../pam/protocol.ts";
+import { handleRequest, internalError, type RequestOptions } from "../pam/request.ts";
 import { USER_PREFIX_BYTES, userField } from "./request_user.ts";
 import { parseStatusQuery } from "./status_query.ts";
 
@@ -42,7 +42,7 @@ export interface ConnectionContext {
   log: DaemonLog;
   /** How requests are decided: the --pam code with the daemon's CA cache and connection pool. */
   request: RequestOptions;
-  /** The reply to a status query (src/status_query.ts). */
+  /** The reply to a status query (src/daemon/status_query.ts). */
   statusReply(touch: number): string;
 }
 

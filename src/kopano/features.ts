@@ -2,7 +2,7 @@
 // itself (reference §5.4): every feature it knows lands in exactly one of them, and every server
 // generation knows imap and pop3. A reply that breaks this is not an answer the helper understands,
 // so it fails closed as "no answer" instead of being read as "enabled".
-import { asciiLower } from "./ascii.ts";
+import { asciiLower } from "../common/ascii.ts";
 
 export type FeatureVerdict =
   /** The first required feature (in service= order) that is enabled. */

@@ -1,7 +1,7 @@
 // The shim/helper protocol v1 (docs/protocol.md): strict request decoding and reply encoding.
 import { JsonError, JsonValue, parseStrictJson } from "./json_strict.ts";
-import { neutralise } from "./log_text.ts";
-import { isUtf8 } from "./utf8.ts";
+import { neutralise } from "../common/log_text.ts";
+import { isUtf8 } from "../common/utf8.ts";
 import type { LogRecord, PamResult } from "./results.ts";
 
 export const MAX_REQUEST = 65536;

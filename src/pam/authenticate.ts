@@ -2,9 +2,9 @@
 // stops at the first definite answer, and turns the outcome into a PAM result and log records.
 // `--pam` and `check` both run exactly this.
 import type { Config } from "./args.ts";
-import { attempt, AttemptOutcome, Connector, Observer, Step } from "./attempt.ts";
+import { attempt, AttemptOutcome, Connector, Observer, Step } from "../kopano/attempt.ts";
 import { checkCredentials } from "./input.ts";
-import { neutralise } from "./log_text.ts";
+import { neutralise } from "../common/log_text.ts";
 import type { LogRecord, PamResult, Priority } from "./results.ts";
 
 export interface AuthInput {

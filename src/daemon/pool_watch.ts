@@ -4,7 +4,7 @@
 // it instead of lending it out, where the bytes would be taken for the next login's reply (a
 // server that refused alice and then pushed a success would let the next login in). A lent
 // connection's first read takes over the pending read, so nothing is lost on a clean one.
-import type { Link } from "./http.ts";
+import type { Link } from "../kopano/http.ts";
 
 /** The read kept pending on an idle connection. */
 export class Watch {

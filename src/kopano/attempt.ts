@@ -2,11 +2,11 @@
 // and logoff whenever a session was opened. Returns what the server said, in terms the decision
 // (authenticate.ts) understands; every step is reported for debug lines and `check`.
 import { ConnectError, openConnection, StepReporter } from "./connect.ts";
-import { Deadline } from "./deadline.ts";
+import { Deadline } from "../common/deadline.ts";
 import { decideFeatures } from "./features.ts";
 import { Channel, closeQuietly, ConnectionSource, errorText, HttpReply } from "./http.ts";
 import { KCERR_LOGON_FAILED, kcerrName } from "./kcerr.ts";
-import { neutralise } from "./log_text.ts";
+import { neutralise } from "../common/log_text.ts";
 import type { SocketSpec } from "./socket_spec.ts";
 import {
   getUserEnvelope,
@@ -45,7 +45,7 @@ export type AttemptOutcome =
 
 export interface Credentials {
   user: string;
-  /** UTF-8, never made a string (src/input.ts). */
+  /** UTF-8, never made a string (src/pam/input.ts). */
   password: Uint8Array;
   /** PAM service name for szClientAppMisc (the server's audit log), or null. */
   service: string | null;

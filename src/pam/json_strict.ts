@@ -6,7 +6,7 @@
 // It reads the bytes, not a string: the request carries the password (in base64), and a string
 // cannot be wiped. A string value is its bytes (a view into the input when it has no escapes);
 // only keys, and values whose `value` is asked for, become strings.
-import { isUtf8, putUtf8 } from "./utf8.ts";
+import { isUtf8, putUtf8 } from "../common/utf8.ts";
 
 export class JsonError extends Error {
   constructor(message: string) {

@@ -3,10 +3,10 @@
 import type { CaCache } from "./ca_cache.ts";
 import type { DaemonStats } from "./daemon_stats.ts";
 import type { ConnectionPool } from "./pool.ts";
-import { MAX_REQUEST } from "./protocol.ts";
+import { MAX_REQUEST } from "../pam/protocol.ts";
 import { MAX_IN_PROGRESS, REQUEST_MS } from "./serve_conn.ts";
 import { encodeStatusReply, PERMISSIONS, PROOF_HOLD_MS, TOUCH_WINDOW_MS } from "./status_query.ts";
-import { VERSION } from "./version.ts";
+import { VERSION } from "../common/version.ts";
 
 export interface Listening {
   listener: Deno.Listener;

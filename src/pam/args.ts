@@ -1,8 +1,8 @@
 // The module-argument vocabulary of SPEC §2, shared by `--pam` and `check`. Anything unknown,
 // malformed or conflicting is an error: a mistyped argument must never widen access.
-import { asciiLower } from "./ascii.ts";
-import { neutralise } from "./log_text.ts";
-import type { SocketSpec } from "./socket_spec.ts";
+import { asciiLower } from "../common/ascii.ts";
+import { neutralise } from "../common/log_text.ts";
+import type { SocketSpec } from "../kopano/socket_spec.ts";
 
 export interface Config {
   sockets: SocketSpec[];

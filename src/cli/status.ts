@@ -3,9 +3,9 @@
 // daemon's own counters (§7.4). What the daemon says about itself is checked field by field
 // (status_fields.ts), and every line is printed with control and invisible characters escaped: a
 // daemon's text must not redraw the terminal. Loaded only for this command.
-import { Deadline } from "./deadline.ts";
-import { closeQuietly, errorText } from "./http.ts";
-import { escapeUnsafe } from "./log_text.ts";
+import { Deadline } from "../common/deadline.ts";
+import { closeQuietly, errorText } from "../kopano/http.ts";
+import { escapeUnsafe } from "../common/log_text.ts";
 import { checkStatus, type Reported } from "./status_fields.ts";
 import { provePeer } from "./status_proof.ts";
 import {
@@ -13,8 +13,8 @@ import {
   decodeStatusReply,
   encodeStatusQuery,
   StatusReplyError,
-} from "./status_query.ts";
-import { checkSocketPath, DEFAULT_DAEMON_SOCKET, trustedUids } from "./trust.ts";
+} from "../daemon/status_query.ts";
+import { checkSocketPath, DEFAULT_DAEMON_SOCKET, trustedUids } from "../daemon/trust.ts";
 
 const USAGE = "Usage: pam_mapi_helper status [--socket PATH] [--json]\n";
 const TIMEOUT_MS = 5000;

@@ -1,10 +1,10 @@
 // A small HTTP/1.1 client over one connection: POST a body, read one reply. Hand-written instead of
 // fetch because the first fetch in a process costs several milliseconds (toolchain addendum) and
-// because every byte read must be bounded (src/http_reader.ts): replies over 1 MiB are refused,
+// because every byte read must be bounded (src/kopano/http_reader.ts): replies over 1 MiB are refused,
 // so are compressed replies, unread (we never ask for compression, so inflating one would only
 // serve a decompression bomb), and the attempt's deadline ends any read or write in progress.
-import { wipe } from "./bytes.ts";
-import { Deadline, TimeoutError } from "./deadline.ts";
+import { wipe } from "../common/bytes.ts";
+import { Deadline, TimeoutError } from "../common/deadline.ts";
 import {
   Body,
   ClosedBeforeReply,
@@ -16,7 +16,7 @@ import {
   readHead,
   readLength,
 } from "./http_reader.ts";
-import { neutralise } from "./log_text.ts";
+import { neutralise } from "../common/log_text.ts";
 import { type ReplyAccount, UNLIMITED } from "./reply_budget.ts";
 
 export { HttpError, MAX_BODY } from "./http_reader.ts";
@@ -63,7 +63,7 @@ function one(head: Head, name: string): string | null {
 
 /**
  * Where a Channel gets its connections. The fork path opens a fresh one per attempt and closes
- * it at the end; the resident helper also lends and takes back kept-alive ones (src/pool.ts).
+ * it at the end; the resident helper also lends and takes back kept-alive ones (src/daemon/pool.ts).
  */
 export interface ConnectionSource {
   /** A kept-alive connection to reuse, or null. */
@@ -210,7 +210,7 @@ export class Channel {
         : connection.split(",").includes("keep-alive");
       if (!keepAlive || readToEof || r.buffered > 0) this.close();
 
-      // A big reply waits its turn for the thread (src/reply_budget.ts).
+      // A big reply waits its turn for the thread (src/kopano/reply_budget.ts).
       const turn = account.turn(body.length);
       if (turn) await this.deadline.race(turn);
       let text: string;

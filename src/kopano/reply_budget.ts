@@ -17,7 +17,7 @@ import type { Connector } from "./attempt.ts";
 export const REPLY_ALLOWANCE = 64 * 1024;
 export const SHARED_REPLY_MEMORY = 16 * 1024 * 1024;
 
-/** One reply's claim on memory (src/http_reader.ts charges its buffers to it). */
+/** One reply's claim on memory (src/kopano/http_reader.ts charges its buffers to it). */
 export interface ReplyAccount {
   /** Takes `n` more bytes; false (and nothing taken) when that would exceed the budget. */
   take(n: number): boolean;

@@ -2,7 +2,7 @@
 // their replies. Requests are built as strings in the style gSOAP itself produces (reference §2.6);
 // replies are read by local element name, attributes ignored (reference §1.8).
 import { child, parseXml, XmlElement, XmlError } from "./xml.ts";
-import { VERSION } from "./version.ts";
+import { VERSION } from "../common/version.ts";
 import { kcerrName } from "./kcerr.ts";
 
 const HEAD = '<?xml version="1.0" encoding="UTF-8"?>\n' +

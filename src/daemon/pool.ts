@@ -1,13 +1,13 @@
 // Kept-alive connections to the Kopano servers, for the resident helper: an https:// login then
 // no longer pays a TLS handshake, nor any login a TCP handshake. A connection is lent to one
-// attempt at a time and comes back only when that attempt saw nothing wrong on it (src/http.ts
+// attempt at a time and comes back only when that attempt saw nothing wrong on it (src/kopano/http.ts
 // Channel.finish). Idle connections are closed before the server would drop them, at most a
 // few are kept per server, and connections are never shared between different trust anchors.
-// An idle connection on which anything arrives is closed, never lent (src/pool_watch.ts).
-import type { SocketSpec } from "./socket_spec.ts";
-import type { Connector } from "./attempt.ts";
-import { openConnection, targetName } from "./connect.ts";
-import { closeQuietly, type Link } from "./http.ts";
+// An idle connection on which anything arrives is closed, never lent (src/daemon/pool_watch.ts).
+import type { SocketSpec } from "../kopano/socket_spec.ts";
+import type { Connector } from "../kopano/attempt.ts";
+import { openConnection, targetName } from "../kopano/connect.ts";
+import { closeQuietly, type Link } from "../kopano/http.ts";
 import { Lent, Watch } from "./pool_watch.ts";
 
 /** kopano-server closes TCP/TLS connections idle longer than server_recv_timeout, 5 s by default. */
@@ -52,7 +52,7 @@ export class ConnectionPool {
   #reused = 0;
   #closed = false;
 
-  /** A Connector (src/attempt.ts) for logins that trust `caIdentity`. */
+  /** A Connector (src/kopano/attempt.ts) for logins that trust `caIdentity`. */
   connector(caIdentity: string | null): Connector {
     return (spec, caCerts, deadline, report) => {
       const key = poolKey(spec, caIdentity);

@@ -1,7 +1,7 @@
 // One request of the shim/helper protocol (docs/protocol.md §3) in, one reply (§4) out: the code
 // that `--pam` runs on its standard input and `serve` runs on every connection, the very same.
 import { ArgError } from "./args.ts";
-import type { Connector } from "./attempt.ts";
+import type { Connector } from "../kopano/attempt.ts";
 import { authenticate } from "./authenticate.ts";
 import { decodeRequest, encodeReply, ProtocolError } from "./protocol.ts";
 import type { LogRecord, PamResult } from "./results.ts";
@@ -14,7 +14,7 @@ export interface RequestOptions {
   loadCa?: CaLoader;
   /** Connections to the servers for a CA set (the resident helper pools them); default: new ones. */
   connector?: (caIdentity: string | null) => Connector;
-  /** Records that go first in every reply (the launcher's code-cache warning, src/launch.ts). */
+  /** Records that go first in every reply (the launcher's code-cache warning, src/pam/launch.ts). */
   lead?: LogRecord[];
 }
 

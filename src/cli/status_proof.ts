@@ -5,7 +5,7 @@
 // times looked at later, or a "busy" answer, tell nothing (ask again): another user's queries
 // cannot make a genuine daemon look refused.
 import type { Reported } from "./status_fields.ts";
-import { type DaemonStatus, PROOF_HOLD_MS } from "./status_query.ts";
+import { type DaemonStatus, PROOF_HOLD_MS } from "../daemon/status_query.ts";
 
 /** The times must be looked at this much within the daemon's hold: clocks tick in steps. */
 const PROOF_MARGIN_MS = 100;

@@ -3,8 +3,8 @@
 // grows by doubling; lines are searched from where the last search stopped. A server can thus
 // make a reply cost at most a few times its size (at most MAX_BODY of body, MAX_CHUNKS chunks,
 // short lines), however it slices it. The numbers and why: docs/protocol.md §7.5.
-import { release } from "./bytes.ts";
-import type { Deadline } from "./deadline.ts";
+import { release } from "../common/bytes.ts";
+import type { Deadline } from "../common/deadline.ts";
 import type { ReplyAccount } from "./reply_budget.ts";
 
 export const MAX_BODY = 1024 * 1024;
@@ -35,7 +35,7 @@ export class HttpError extends Error {
 /** The peer closed a reused keep-alive connection before sending any byte of the reply. */
 export class ClosedBeforeReply extends HttpError {}
 
-/** The daemon's memory for replies in progress is used up (src/reply_budget.ts). */
+/** The daemon's memory for replies in progress is used up (src/kopano/reply_budget.ts). */
 export class OverBudget extends HttpError {
   constructor() {
     super(

@@ -1,7 +1,7 @@
 // The resident helper's counters for `pam_mapi_helper status`: logins by result, requests in
 // progress, refused and dropped ones, and the latency of recent logins. Nothing about who logged
 // in: no user names, no addresses.
-import type { PamResult } from "./results.ts";
+import type { PamResult } from "../pam/results.ts";
 
 /** How many recent logins the percentiles cover. */
 export const LATENCY_WINDOW = 1000;

@@ -1,7 +1,7 @@
 // `pam_mapi_helper --help`. The README and the man pages quote this text: keep it true to the code.
-import { DEFAULT_SOCKET, DEFAULT_TIMEOUT, FEATURES, MAX_SOCKETS } from "./args.ts";
-import { MAX_IN_PROGRESS } from "./serve_conn.ts";
-import { DEFAULT_DAEMON_SOCKET, SERVICE_ACCOUNT } from "./trust.ts";
+import { DEFAULT_SOCKET, DEFAULT_TIMEOUT, FEATURES, MAX_SOCKETS } from "../pam/args.ts";
+import { MAX_IN_PROGRESS } from "../daemon/serve_conn.ts";
+import { DEFAULT_DAEMON_SOCKET, SERVICE_ACCOUNT } from "../daemon/trust.ts";
 
 export const HELP = `Usage:
   pam_mapi_helper check [--json] USER [MODULE-ARGS...]

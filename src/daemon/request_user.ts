@@ -3,8 +3,8 @@
 // whose login it was (docs/protocol.md §7.3). Only the module's own layout is read,
 // `{"v":1,"user":"BASE64"` with any JSON whitespace, and nothing after the user's closing quote (the
 // password follows it).
-import { logValue } from "./authenticate.ts";
-import { decodeBase64, ProtocolError } from "./protocol.ts";
+import { logValue } from "../pam/authenticate.ts";
+import { decodeBase64, ProtocolError } from "../pam/protocol.ts";
 
 /** Enough for the module's longest user (256 bytes, 344 in base64) and what comes before it. */
 export const USER_PREFIX_BYTES = 512;

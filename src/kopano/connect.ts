@@ -2,8 +2,8 @@
 // by the attempt's deadline. TLS always verifies the certificate and the host name, and never
 // offers a client certificate (a Kopano server logs in whoever presents a key it knows).
 import type { SocketSpec } from "./socket_spec.ts";
-import type { Deadline } from "./deadline.ts";
-import { neutralise } from "./log_text.ts";
+import type { Deadline } from "../common/deadline.ts";
+import { neutralise } from "../common/log_text.ts";
 
 export type StepReporter = (step: "connect" | "tls", ok: boolean, text: string) => void;
 

@@ -1,11 +1,11 @@
 // `pam_mapi_helper check USER [MODULE-ARGS...] [--json]`: the module's own code path, run by hand,
 // with every step printed in plain words (or as one JSON object). Loaded only for this command.
-import { ArgError, Config, showArg } from "./args.ts";
-import { authenticate, Decision } from "./authenticate.ts";
-import type { Step } from "./attempt.ts";
-import { launcherLog } from "./launch.ts";
-import { exitCodeFor } from "./results.ts";
-import { prepare, SetupError } from "./setup.ts";
+import { ArgError, Config, showArg } from "../pam/args.ts";
+import { authenticate, Decision } from "../pam/authenticate.ts";
+import type { Step } from "../kopano/attempt.ts";
+import { launcherLog } from "../pam/launch.ts";
+import { exitCodeFor } from "../pam/results.ts";
+import { prepare, SetupError } from "../pam/setup.ts";
 
 const MAX_LINE = 64 * 1024;
 const enc = new TextEncoder();

@@ -2,9 +2,16 @@
 // kept while it stays the same file with the same size and modification time, so a changed
 // cafile= or system bundle takes effect on the next login. Reading is asynchronous and bounded in
 // time: a request may name any path, and a FIFO swapped in must not stop the daemon.
-import { Deadline } from "./deadline.ts";
-import { CaError, type CaSet, checkCaFile, checkPem, loadCaCerts, MAX_PEM } from "./tls_ca.ts";
-import type { PemFile } from "./tls_ca.ts";
+import { Deadline } from "../common/deadline.ts";
+import {
+  CaError,
+  type CaSet,
+  checkCaFile,
+  checkPem,
+  loadCaCerts,
+  MAX_PEM,
+} from "../kopano/tls_ca.ts";
+import type { PemFile } from "../kopano/tls_ca.ts";
 
 const MAX_FILES = 16;
 const MAX_BYTES = 16 * 1024 * 1024;
@@ -64,7 +71,7 @@ export class CaCache {
   #files = new Map<string, Entry>();
   #bytes = 0;
 
-  /** A CaLoader (src/setup.ts) that serves cached copies while the files are unchanged. */
+  /** A CaLoader (src/pam/setup.ts) that serves cached copies while the files are unchanged. */
   readonly load = (cafile: string | null): Promise<CaSet> =>
     loadCaCerts(cafile, (path) => this.#read(path));
 

@@ -2,7 +2,7 @@
 // permissions and, for https:// sockets, load the CA certificates while reading is still allowed.
 import { Config, parseModuleArgs } from "./args.ts";
 import { neededPermissions, revokeAllBut, revokeNoLongerNeeded } from "./permissions.ts";
-import type { CaSet } from "./tls_ca.ts";
+import type { CaSet } from "../kopano/tls_ca.ts";
 
 export interface Prepared {
   cfg: Config;
@@ -49,7 +49,7 @@ export async function prepare(
   let caIdentity: string | null = null;
   if (cfg.sockets.some((s) => s.kind === "https")) {
     // Loaded only here: a plain-HTTP or UNIX-socket login never parses this module.
-    const { loadCaCerts, CaError } = await import("./tls_ca.ts");
+    const { loadCaCerts, CaError } = await import("../kopano/tls_ca.ts");
     try {
       const ca = await (opts.loadCa ?? loadCaCerts)(cfg.cafile);
       caCerts = ca.certs;

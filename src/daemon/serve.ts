@@ -5,12 +5,12 @@
 import { CaCache } from "./ca_cache.ts";
 import { DaemonLog } from "./daemon_log.ts";
 import { DaemonStats } from "./daemon_stats.ts";
-import { useCancellableTimers } from "./deadline.ts";
-import { launcherLog } from "./launch.ts";
-import { revokeAllBut } from "./permissions.ts";
+import { useCancellableTimers } from "../common/deadline.ts";
+import { launcherLog } from "../pam/launch.ts";
+import { revokeAllBut } from "../pam/permissions.ts";
 import { ConnectionPool } from "./pool.ts";
-import { MAX_REQUEST } from "./protocol.ts";
-import { ReplyBudget, withReplyBudget } from "./reply_budget.ts";
+import { MAX_REQUEST } from "../pam/protocol.ts";
+import { ReplyBudget, withReplyBudget } from "../kopano/reply_budget.ts";
 import {
   type ConnectionContext,
   MAX_IN_PROGRESS,
@@ -27,7 +27,7 @@ import {
   SERVICE_ACCOUNT,
   trustedUids,
 } from "./trust.ts";
-import { VERSION } from "./version.ts";
+import { VERSION } from "../common/version.ts";
 
 const USAGE = "Usage: pam_mapi_helper serve [--socket PATH] [--socket-mode 0600|0660|0666]\n";
 

@@ -1,6 +1,6 @@
 // Local checks on the user name and password, made before any server is contacted (SPEC §3):
 // what fails here is refused with PAM_AUTH_ERR and no request is sent anywhere.
-import { isUtf8 } from "./utf8.ts";
+import { isUtf8 } from "../common/utf8.ts";
 
 export const MAX_USER_BYTES = 256;
 export const MAX_PASSWORD_BYTES = 512;

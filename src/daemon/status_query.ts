@@ -3,7 +3,7 @@
 // time the client chose. Only the socket's owner (or root) can do that, and the shim trusts the
 // socket only when root or the service account owns it, so a daemon that does it runs as one of
 // them. (Deno has no SO_PEERCRED, and reading /proc needs every permission.)
-import { JsonError, parseStrictJson } from "./json_strict.ts";
+import { JsonError, parseStrictJson } from "../pam/json_strict.ts";
 import type { LoginCounts } from "./daemon_stats.ts";
 import type { PoolStats } from "./pool.ts";
 

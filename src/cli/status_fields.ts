@@ -4,8 +4,8 @@
 // characters. A field that is not what it should be becomes INVALID (shown "(invalid)", null in
 // JSON) and is named among the invalid fields, which keep the verdict from "sends logins to this
 // daemon". Fields not listed here are dropped. Text is still raw: the printer escapes it.
-import type { PamResult } from "./results.ts";
-import { type DaemonStatus, PERMISSIONS } from "./status_query.ts";
+import type { PamResult } from "../pam/results.ts";
+import { type DaemonStatus, PERMISSIONS } from "../daemon/status_query.ts";
 
 type Kind = "text" | "count" | "number" | "number or null";
 interface Shape {
