@@ -2,7 +2,7 @@
 // V8 flags, DENO_TLS_CA_STORE empty, nothing else of the environment): the first TLS connection of
 // a process against the sim's TLS listener, the second one in the same process, and how much of
 // the first goes to seeding AWS-LC's random generator (scripts/bench/tls_probe.ts).
-import { DENO_FLAGS } from "../../tests/helper/lib/helper.ts";
+import { DENO_FLAGS } from "../../tests/lib/helper.ts";
 import { run } from "../lib/run.ts";
 import { median } from "./stats.ts";
 

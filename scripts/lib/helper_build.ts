@@ -26,7 +26,7 @@ const EXACT_TRUST = "DENO_TLS_CA_STORE=";
 // fixed before the env file is applied; --no-code-cache turns it off, because a helper that runs
 // as root must not load compiled code from /tmp, where any local user can create that file first.
 // Where no denort can be had, this is verified only as far as the executable's metadata goes
-// (tests/helper/compiled_helper_test.ts); with DENORT_BIN the same test runs the helper's checks.
+// (tests/build/compiled_helper_test.ts); with DENORT_BIN the same test runs the helper's checks.
 const COMPILED_ENV = [EXACT_TRUST, "DENO_NO_UPDATE_CHECK=1", "NO_COLOR=1"];
 
 // deno compile needs Deno's runtime (denort) for this exact version; it downloads it unless told.

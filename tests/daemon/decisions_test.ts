@@ -5,7 +5,7 @@
 // credentials and malformed requests.
 import assert from "node:assert/strict";
 import { KopanoSim, startKopanoSim } from "../kopano_sim/mod.ts";
-import { pamRequest, runPam } from "../helper/lib/helper.ts";
+import { pamRequest, runPam } from "../lib/helper.ts";
 import {
   ask,
   type Daemon,

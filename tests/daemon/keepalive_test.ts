@@ -5,7 +5,7 @@
 // a changed cafile= counts from the next login. The Kopano-compatible server shows all of it.
 import assert from "node:assert/strict";
 import { startKopanoSim } from "../kopano_sim/mod.ts";
-import { httpReply, startRawServer } from "../helper/lib/raw_server.ts";
+import { httpReply, startRawServer } from "../lib/raw_server.ts";
 import { makeTestPki } from "../lib/pki.ts";
 import { login, simAllTransports, startDaemon, status } from "./lib.ts";
 

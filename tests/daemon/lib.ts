@@ -6,7 +6,7 @@
 // For the shim's tests: `startDaemon()` gives the socket path to put in `daemon=` and a `stop()`;
 // `startFakeDaemon()` (fake_daemon.py) listens on a trusted path but answers as another user and
 // counts the bytes it received.
-import { pamRequest, type PamRequestFields, type Reply, ROOT } from "../helper/lib/helper.ts";
+import { pamRequest, type PamRequestFields, type Reply, ROOT } from "../lib/helper.ts";
 import { type KopanoSim, type KopanoSimOptions, startKopanoSim } from "../kopano_sim/mod.ts";
 import { makeTestPki, type TestPki } from "../lib/pki.ts";
 import { socketDir } from "../lib/socket_dir.ts";

@@ -4,7 +4,7 @@
 // away; and the daemon serving normally after each of them.
 import assert from "node:assert/strict";
 import { startKopanoSim } from "../kopano_sim/mod.ts";
-import { pamRequest } from "../helper/lib/helper.ts";
+import { pamRequest } from "../lib/helper.ts";
 import { ask, login, startDaemon, status } from "./lib.ts";
 
 const BUSY = '{"v":1,"result":"PAM_AUTHINFO_UNAVAIL","log":[{"priority":"err","message":' +

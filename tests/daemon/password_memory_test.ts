@@ -7,7 +7,7 @@
 // that a scan that sees nothing cannot pass. What remains outside its sight (the kernel's socket
 // buffers, a TLS library's buffers for https://) is said in README's security notes.
 import assert from "node:assert/strict";
-import { b64 } from "../helper/lib/helper.ts";
+import { b64 } from "../lib/helper.ts";
 import { xmlEscape } from "../../src/kopano/soap.ts";
 import { login, simAllTransports, startDaemon } from "./lib.ts";
 

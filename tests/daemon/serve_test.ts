@@ -3,7 +3,7 @@
 // it makes its socket connectable by anyone; it stops on SIGTERM or SIGINT after finishing the
 // requests in progress, removes its socket and exits 0; its log names no user.
 import assert from "node:assert/strict";
-import { pamRequest } from "../helper/lib/helper.ts";
+import { pamRequest } from "../lib/helper.ts";
 import { startKopanoSim } from "../kopano_sim/mod.ts";
 import { AS_NOBODY, ask, login, runHelper, startDaemon, trustedDir } from "./lib.ts";
 

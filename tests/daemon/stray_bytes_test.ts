@@ -5,7 +5,7 @@
 // takes it. The next login (bob, wrong password) must be refused by the server, asked on a new
 // connection; had it read the pushed reply, it would succeed.
 import assert from "node:assert/strict";
-import { type Action, httpReply, startRawServer } from "../helper/lib/raw_server.ts";
+import { type Action, httpReply, startRawServer } from "../lib/raw_server.ts";
 import { login, startDaemon, status } from "./lib.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

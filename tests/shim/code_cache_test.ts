@@ -9,7 +9,7 @@
 // run, and a control shows that the very same poisoned file, once root's, does run.
 import assert from "node:assert/strict";
 import { buildHelper, buildLauncher } from "../../scripts/lib/helper_build.ts";
-import { launcherInfo, listTree } from "../helper/lib/built_checks.ts";
+import { launcherInfo, listTree } from "../lib/built_checks.ts";
 import { startKopanoSim } from "../kopano_sim/mod.ts";
 import {
   build,

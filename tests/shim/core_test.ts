@@ -9,7 +9,7 @@
 // process started without the module does leave a core there, holding the password. With a
 // core_pattern that pipes to a program, only the limits are checked (and the test says so).
 import assert from "node:assert/strict";
-import { DENO_FLAGS, MAIN, pamRequest } from "../helper/lib/helper.ts";
+import { DENO_FLAGS, MAIN, pamRequest } from "../lib/helper.ts";
 import {
   assertNoSanitizerReport,
   build,

@@ -7,7 +7,7 @@
 // read from /proc/PID/fd: none may lead to /etc/shadow.
 import assert from "node:assert/strict";
 import { Sandbox } from "../../scripts/lib/sandbox.ts";
-import { launcherInfo } from "../helper/lib/built_checks.ts";
+import { launcherInfo } from "../lib/built_checks.ts";
 import { startResidentHelper, waitFor } from "../e2e/lib.ts";
 import { buildLauncher } from "../../scripts/lib/helper_build.ts";
 import { BUILT_HELPER, ROOT, runOk, tempDir } from "./lib.ts";

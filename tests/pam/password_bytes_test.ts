@@ -7,7 +7,7 @@ import { checkCredentials } from "../../src/pam/input.ts";
 import { parseStrictJson } from "../../src/pam/json_strict.ts";
 import { decodeRequest } from "../../src/pam/protocol.ts";
 import { isUtf8 } from "../../src/common/utf8.ts";
-import { b64 } from "./lib/helper.ts";
+import { b64 } from "../lib/helper.ts";
 
 const enc = new TextEncoder();
 const strict = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });

@@ -8,7 +8,7 @@ import { freshConnections } from "../../src/kopano/attempt.ts";
 import { Deadline } from "../../src/common/deadline.ts";
 import { Channel, HttpError } from "../../src/kopano/http.ts";
 import { ReplyBudget } from "../../src/kopano/reply_budget.ts";
-import { httpReply, startRawServer } from "./lib/raw_server.ts";
+import { httpReply, startRawServer } from "../lib/raw_server.ts";
 
 const KIB = 1024;
 const enc = new TextEncoder();

@@ -1,6 +1,6 @@
 // Run with the built helper's permissions: prepares the module arguments given on the command line
 // (as the helper does) and prints the resulting permission states as JSON.
-import { prepare } from "../../../src/pam/setup.ts";
+import { prepare } from "../../src/pam/setup.ts";
 
 const before = Object.fromEntries(
   (["net", "read", "write"] as const).map((

@@ -3,8 +3,8 @@
 import assert from "node:assert/strict";
 import { makeTestPki, TestPki } from "../lib/pki.ts";
 import { captureDir } from "../lib/captures.ts";
-import { startFixtureServer } from "./lib/fixture_server.ts";
-import { runHelper, runPam } from "./lib/helper.ts";
+import { startFixtureServer } from "../lib/fixture_server.ts";
+import { runHelper, runPam } from "../lib/helper.ts";
 
 let pki: TestPki;
 

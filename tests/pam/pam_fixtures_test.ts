@@ -4,10 +4,10 @@
 // without the UNICODE capability with an HTTP 500 fault where 11.0.2 answers er BAD_CHARWIDTH:
 // both are "no answer", never a success.
 import assert from "node:assert/strict";
-import { type FixtureReplies, startFixtureServer } from "./lib/fixture_server.ts";
+import { type FixtureReplies, startFixtureServer } from "../lib/fixture_server.ts";
 import { everyGeneration, repliesOf } from "../lib/captured_replies.ts";
 import { capturedReply } from "../lib/captures.ts";
-import { Reply, runPam } from "./lib/helper.ts";
+import { Reply, runPam } from "../lib/helper.ts";
 
 const PW = "Fixture-Pw-7b1e";
 

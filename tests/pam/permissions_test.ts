@@ -1,11 +1,11 @@
 // The helper gives up what its configuration does not need, right after parsing the arguments.
 import assert from "node:assert/strict";
-import { DENO_FLAGS, ROOT } from "./lib/helper.ts";
+import { DENO_FLAGS, ROOT } from "../lib/helper.ts";
 import { makeTestPki } from "../lib/pki.ts";
 
 async function probe(args: string[]) {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: [...DENO_FLAGS, `${ROOT}/tests/helper/lib/perm_probe.ts`, ...args],
+    args: [...DENO_FLAGS, `${ROOT}/tests/lib/perm_probe.ts`, ...args],
     stdout: "piped",
     stderr: "piped",
   }).output();

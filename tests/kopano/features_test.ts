@@ -4,8 +4,8 @@
 // imap and pop3; replies that break that, or hold a second er, user object, property map or list,
 // are not understood. Each case runs the helper as a process against a scripted server.
 import assert from "node:assert/strict";
-import { startFixtureServer } from "./lib/fixture_server.ts";
-import { runPam } from "./lib/helper.ts";
+import { startFixtureServer } from "../lib/fixture_server.ts";
+import { runPam } from "../lib/helper.ts";
 
 const ENABLED = 1739788318; // PR_EC_ENABLED_FEATURES_A
 const DISABLED = 1739853854; // PR_EC_DISABLED_FEATURES_A

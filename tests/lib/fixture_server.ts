@@ -3,8 +3,8 @@
 // any body the test gives, and counts the sessions it handed out and got back. A reply other than
 // 200 is sent as gSOAP sends a fault: with "Connection: close", and the connection closed.
 import { httpReply, RawRequest, RawServer, startRawServer } from "./raw_server.ts";
-import type { CapturedReply, Generation } from "../../lib/captures.ts";
-import { repliesOf } from "../../lib/captured_replies.ts";
+import type { CapturedReply, Generation } from "./captures.ts";
+import { repliesOf } from "./captured_replies.ts";
 
 /** A body (sent with 200 OK), or a captured reply with its own status. */
 export type ReplySpec = string | CapturedReply;

@@ -6,7 +6,7 @@ import { Deadline, TimeoutError } from "../../src/common/deadline.ts";
 import { parseSocket } from "../../src/pam/args.ts";
 import { freshConnections } from "../../src/kopano/attempt.ts";
 import { parseLogoffReply, parseLogonReply } from "../../src/kopano/soap.ts";
-import { httpReply, RawRequest, Responder, startRawServer } from "./lib/raw_server.ts";
+import { httpReply, RawRequest, Responder, startRawServer } from "../lib/raw_server.ts";
 import { repliesOf } from "../lib/captured_replies.ts";
 import { captureDir, type HttpMessage, recordedResponse } from "../lib/captures.ts";
 

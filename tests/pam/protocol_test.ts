@@ -10,7 +10,7 @@ import {
   truncateUtf8,
 } from "../../src/pam/protocol.ts";
 import type { LogRecord, PamResult } from "../../src/pam/results.ts";
-import { b64, ROOT } from "./lib/helper.ts";
+import { b64, ROOT } from "../lib/helper.ts";
 
 const cases = JSON.parse(await Deno.readTextFile(`${ROOT}/tests/protocol/cases.json`));
 const enc = new TextEncoder();

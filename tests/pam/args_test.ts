@@ -2,7 +2,7 @@
 // parsed values the rest of the helper relies on.
 import assert from "node:assert/strict";
 import { ArgError, parseModuleArgs, parseSocket } from "../../src/pam/args.ts";
-import { ROOT } from "./lib/helper.ts";
+import { ROOT } from "../lib/helper.ts";
 
 const vectors = JSON.parse(await Deno.readTextFile(`${ROOT}/tests/protocol/args-cases.json`));
 

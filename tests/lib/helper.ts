@@ -2,7 +2,7 @@
 // or the way an administrator does (check). By default the source (src/main.ts) is started with the
 // built helper's exact deno flags; pass `helper` to run a built dist/pam_mapi_helper instead.
 
-export const ROOT = new URL("../../..", import.meta.url).pathname.replace(/\/$/, "");
+export const ROOT = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 export const MAIN = `${ROOT}/src/main.ts`;
 export const DENO_FLAGS = [
   "run",

@@ -1,8 +1,8 @@
 // `pam_mapi_helper check`: the same code path as the module, readable output, --json, exit codes.
 import assert from "node:assert/strict";
-import { startFixtureServer } from "./lib/fixture_server.ts";
+import { startFixtureServer } from "../lib/fixture_server.ts";
 import { everyGeneration, repliesOf } from "../lib/captured_replies.ts";
-import { DENO_FLAGS, MAIN, runHelper } from "./lib/helper.ts";
+import { DENO_FLAGS, MAIN, runHelper } from "../lib/helper.ts";
 
 const PW = "Check-Secret-9f3";
 

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { run } from "../../scripts/lib/run.ts";
 import { simEnv, testPki } from "../sim/lib/env.ts";
-import { DENO_FLAGS, MAIN, pamRequest } from "./lib/helper.ts";
+import { DENO_FLAGS, MAIN, pamRequest } from "../lib/helper.ts";
 
 /** The traced calls made on one file descriptor, from its connect() to its close(). */
 interface SocketCalls {

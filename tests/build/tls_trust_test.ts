@@ -10,8 +10,8 @@ import {
   compiledMetadata,
   isElf,
   launcherInfo,
-} from "./lib/built_checks.ts";
-import { ROOT } from "./lib/helper.ts";
+} from "../lib/built_checks.ts";
+import { ROOT } from "../lib/helper.ts";
 
 const HELPER = `${ROOT}/dist/pam_mapi_helper`;
 const isRoot = Deno.uid() === 0;

@@ -2,9 +2,9 @@
 // the timeout, with bounded memory (peak RSS of the helper process measured by /usr/bin/time).
 import assert from "node:assert/strict";
 import { MAX_BODY } from "../../src/kopano/http.ts";
-import { Action, httpReply, startRawServer } from "./lib/raw_server.ts";
-import { ROOT, runPam } from "./lib/helper.ts";
-import { gzipBomb } from "./lib/gzip_bomb.ts";
+import { Action, httpReply, startRawServer } from "../lib/raw_server.ts";
+import { ROOT, runPam } from "../lib/helper.ts";
+import { gzipBomb } from "../lib/gzip_bomb.ts";
 import { everyGeneration } from "../lib/captured_replies.ts";
 
 const enc = new TextEncoder();

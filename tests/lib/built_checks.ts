@@ -3,10 +3,10 @@
 // compile` executable (compiled_helper_test.ts). Each runs the helper as a process, the way the shim
 // does.
 import assert from "node:assert/strict";
-import { startKopanoSim } from "../../kopano_sim/mod.ts";
-import { makeTestPki } from "../../lib/pki.ts";
+import { startKopanoSim } from "../kopano_sim/mod.ts";
+import { makeTestPki } from "./pki.ts";
 import { pamRequest, runHelper } from "./helper.ts";
-export { launcherInfo } from "../../../scripts/lib/helper_build.ts";
+export { launcherInfo } from "../../scripts/lib/helper_build.ts";
 
 export async function listTree(dir: string): Promise<string[]> {
   const out: string[] = [];

@@ -4,8 +4,8 @@
 // `deno compile` executable; tests/shim/code_cache_test.ts attacks the cache.
 import assert from "node:assert/strict";
 import { buildHelper } from "../../scripts/lib/helper_build.ts";
-import { checkBuiltHelper, isElf, launcherInfo, listTree } from "./lib/built_checks.ts";
-import { ROOT } from "./lib/helper.ts";
+import { checkBuiltHelper, isElf, launcherInfo, listTree } from "../lib/built_checks.ts";
+import { ROOT } from "../lib/helper.ts";
 
 Deno.test("built helper: env -i from another directory, --version, --pam, check", async () => {
   const dist = await Deno.makeTempDir({ prefix: "pam_mapi_dist_" });

@@ -10,7 +10,7 @@ import { CAPTURED_USERS, type KopanoSim, startKopanoSim } from "../kopano_sim/mo
 import { GENERATIONS } from "../lib/captures.ts";
 import { makeTestPki, type TestPki } from "../lib/pki.ts";
 import { HELPER, login, startDaemon } from "../daemon/lib.ts";
-import { type PamRequestFields, runPam } from "./lib/helper.ts";
+import { type PamRequestFields, runPam } from "../lib/helper.ts";
 
 const CASES: [user: string, password: string, result: string][] = [
   ["alice", "secret", "PAM_SUCCESS"],

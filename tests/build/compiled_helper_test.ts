@@ -14,8 +14,8 @@ import {
   isElf,
   launcherInfo,
   listTree,
-} from "./lib/built_checks.ts";
-import { ROOT } from "./lib/helper.ts";
+} from "../lib/built_checks.ts";
+import { ROOT } from "../lib/helper.ts";
 
 /** Where `deno compile` would take denort from without network access, or null. */
 function denortSource(): string | null {

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { DEFAULT_USERS, KopanoSim, KopanoSimOptions, startKopanoSim } from "../kopano_sim/mod.ts";
 import { makeTestPki, TestPki } from "../lib/pki.ts";
-import { PamRun, runHelper, runPam } from "./lib/helper.ts";
+import { PamRun, runHelper, runPam } from "../lib/helper.ts";
 
 const SPECIAL = {
   markup: `a&b<c>d"e'f &amp; ]]> <!--`,

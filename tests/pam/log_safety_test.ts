@@ -4,8 +4,8 @@
 // debug) and on what `check` prints, against a server that puts such characters everywhere.
 import assert from "node:assert/strict";
 import { cleanMessage } from "../../src/pam/protocol.ts";
-import { httpReply, startRawServer } from "./lib/raw_server.ts";
-import { runHelper, runPam } from "./lib/helper.ts";
+import { httpReply, startRawServer } from "../lib/raw_server.ts";
+import { runHelper, runPam } from "../lib/helper.ts";
 
 /** What a log reader must never get: C0/C1 controls, bidi controls, invisible format characters. */
 const NASTY = [

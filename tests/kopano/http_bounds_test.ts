@@ -18,7 +18,7 @@ import {
 } from "../../src/kopano/http_reader.ts";
 import { parseLogonReply } from "../../src/kopano/soap.ts";
 import { captureText } from "../lib/captures.ts";
-import { type Action, startRawServer } from "./lib/raw_server.ts";
+import { type Action, startRawServer } from "../lib/raw_server.ts";
 
 const A1 = captureText("11.0.2", "a1_logon_alice_correct_password.response.body");
 const SESSION = "13800724006105413899";

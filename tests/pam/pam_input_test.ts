@@ -1,9 +1,9 @@
 // Input the helper refuses by itself (SPEC §3), with no request reaching any server; malformed
 // requests and bad module arguments (PAM_SERVICE_ERR); failover across sockets.
 import assert from "node:assert/strict";
-import { startFixtureServer } from "./lib/fixture_server.ts";
-import { pamRequest, runHelper, runPam } from "./lib/helper.ts";
-import { startRawServer } from "./lib/raw_server.ts";
+import { startFixtureServer } from "../lib/fixture_server.ts";
+import { pamRequest, runHelper, runPam } from "../lib/helper.ts";
+import { startRawServer } from "../lib/raw_server.ts";
 import { repliesOf } from "../lib/captured_replies.ts";
 
 const enc = new TextEncoder();

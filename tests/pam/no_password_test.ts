@@ -2,10 +2,10 @@
 // features, faults, timeouts, the file:// guard, local refusals, and a hostile server that echoes
 // the password back in every field it can (fault text, version, feature names, HTTP headers).
 import assert from "node:assert/strict";
-import { startFixtureServer } from "./lib/fixture_server.ts";
+import { startFixtureServer } from "../lib/fixture_server.ts";
 import { repliesOf } from "../lib/captured_replies.ts";
-import { runHelper, runPam } from "./lib/helper.ts";
-import { Action, httpReply, startRawServer } from "./lib/raw_server.ts";
+import { runHelper, runPam } from "../lib/helper.ts";
+import { Action, httpReply, startRawServer } from "../lib/raw_server.ts";
 
 const PW = "Zq7-Leak-Canary-x41";
 
