@@ -40,7 +40,7 @@ export type AttemptOutcome =
   | { kind: "feature-denied" }
   /** No usable answer: connect/TLS failure, timeout, fault, unparsable reply, unexpected code. */
   | { kind: "no-answer"; reason: string }
-  /** Logon accepted over file:// by a server that may have ignored NO_UID_AUTH (SPEC §3). */
+  /** Logon accepted over file:// by a server that may have ignored NO_UID_AUTH (pam_mapi(8), RETURN VALUES). */
   | { kind: "guard"; reason: string };
 
 export interface Credentials {

@@ -1,5 +1,5 @@
 // The service= decision on the feature lists of a getUser reply. A real server computes both lists
-// itself (reference §5.4): every feature it knows lands in exactly one of them, and every server
+// itself (docs/kopano.md §4): every feature it knows lands in exactly one of them, and every server
 // generation knows imap and pop3. A reply that breaks this is not an answer the helper understands,
 // so it fails closed as "no answer" instead of being read as "enabled".
 import { asciiLower } from "../common/ascii.ts";
@@ -12,12 +12,12 @@ export type FeatureVerdict =
   /** The lists are not what a server sends, or cannot answer the question; `reason` is log-safe. */
   | { kind: "unreadable"; reason: string };
 
-/** Known to every server generation from Zarafa 7.1 on (reference §5.1), hence always listed. */
+/** Known to every server generation from Zarafa 7.1 on (docs/kopano.md §4), hence always listed. */
 const ALWAYS_KNOWN = ["imap", "pop3"];
 
 /**
  * `required`: the lower-case service= names. "Enabled" means not in the disabled list, compared
- * ASCII case-insensitively like Kopano's gateways do (reference §5.5); a required feature that is
+ * ASCII case-insensitively like Kopano's gateways do (docs/kopano.md §4); a required feature that is
  * in neither list is one the server does not know (Zarafa 7 knows no mobile, outlook or webapp).
  */
 export function decideFeatures(

@@ -1,5 +1,5 @@
 // Kopano/Zarafa error codes that can appear on the logon path (logon, getUser, logoff), so that
-// log lines and `check` name them instead of printing a bare number. Values: reference §3.2.
+// log lines and `check` name them instead of printing a bare number. Values: docs/kopano.md §3.
 
 const KCERR: Record<number, string> = {
   0x80000001: "KCERR_UNKNOWN",

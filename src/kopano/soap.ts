@@ -1,6 +1,6 @@
 // SOAP envelopes for the three calls pam_mapi makes (logon, getUser, logoff) and the readers for
-// their replies. Requests are built as strings in the style gSOAP itself produces (reference §2.6);
-// replies are read by local element name, attributes ignored (reference §1.8).
+// their replies. Requests are built as strings in the style gSOAP itself produces (docs/kopano.md §2);
+// replies are read by local element name, attributes ignored (docs/kopano.md §1).
 import { child, parseXml, XmlElement, XmlError } from "./xml.ts";
 import { VERSION } from "../common/version.ts";
 import { kcerrName } from "./kcerr.ts";
@@ -56,7 +56,7 @@ function xmlEscapeInto(bytes: Uint8Array, out: Uint8Array, o: number): number {
 /**
  * The logon request, as bytes. The password goes from the request's bytes straight into these,
  * never through a string, which could not be wiped (Channel.post wipes these). szImpersonateUser
- * is deliberately absent (SPEC §4): with the element present a Kopano server may grant a session
+ * is deliberately absent (pam_mapi(8), SECURITY): with the element present a Kopano server may grant a session
  * on the caller's UNIX identity alone.
  */
 export function logonEnvelope(
@@ -148,7 +148,7 @@ function faultText(text: string): string {
 
 /**
  * The element holding the result fields. ZCP <= 7.1 built with gSOAP 2.8 may wrap the struct one
- * level deeper (reference §1.8/§9): descend when the field is missing but a lone child has it.
+ * level deeper (docs/kopano.md §1, §5): descend when the field is missing but a lone child has it.
  */
 function fields(resp: XmlElement, key: string): XmlElement {
   if (!child(resp, key) && resp.children.length === 1 && child(resp.children[0], key)) {
@@ -256,7 +256,7 @@ export function parseGetUserReply(body: string): UserReply {
   return { er, hasUser: user !== undefined, enabled, disabled };
 }
 
-/** logoff answers in an element named `result`, not `er` (reference §4). */
+/** logoff answers in an element named `result`, not `er` (docs/kopano.md §4). */
 export function parseLogoffReply(body: string): number {
   const r = fields(responseElement(body, "logoffResponse"), "result");
   return uint32(single(r, "result"), "logoff result");

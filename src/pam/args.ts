@@ -1,4 +1,4 @@
-// The module-argument vocabulary of SPEC §2, shared by `--pam` and `check`. Anything unknown,
+// The module-argument vocabulary of pam_mapi(8), OPTIONS, shared by `--pam` and `check`. Anything unknown,
 // malformed or conflicting is an error: a mistyped argument must never widen access.
 import { asciiLower } from "../common/ascii.ts";
 import { neutralise } from "../common/log_text.ts";

@@ -1,4 +1,4 @@
-// The decision (SPEC §3) and the logging policy (SPEC §5): tries the socket= servers in order,
+// The decision (pam_mapi(8), RETURN VALUES) and the logging policy (LOGGING): tries the socket= servers in order,
 // stops at the first definite answer, and turns the outcome into a PAM result and log records.
 // `--pam` and `check` both run exactly this.
 import type { Config } from "./args.ts";
@@ -133,7 +133,7 @@ export async function authenticate(
           feature: outcome.feature,
         });
       case "refused":
-        // quiet: routine wrong passwords and unknown users are not logged (SPEC §2).
+        // quiet: routine wrong passwords and unknown users are not logged (pam_mapi(8), quiet).
         return finish("PAM_AUTH_ERR", "notice", "logon refused", { socket, show: !cfg.quiet });
       case "feature-denied":
         return finish("PAM_AUTH_ERR", "notice", "feature not enabled", {

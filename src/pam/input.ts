@@ -1,4 +1,4 @@
-// Local checks on the user name and password, made before any server is contacted (SPEC §3):
+// Local checks on the user name and password, made before any server is contacted (pam_mapi(8), RETURN VALUES):
 // what fails here is refused with PAM_AUTH_ERR and no request is sent anywhere.
 import { isUtf8 } from "../common/utf8.ts";
 

@@ -15,7 +15,7 @@ export interface LogRecord {
   message: string;
 }
 
-/** `check` exit status (SPEC §6): 0 success, 1 refused, 2 no server answered, 3 anything else. */
+/** `check` exit status (pam_mapi_helper(8), EXIT STATUS): 0 success, 1 refused, 2 no server answered, 3 anything else. */
 export function exitCodeFor(result: PamResult): number {
   switch (result) {
     case "PAM_SUCCESS":

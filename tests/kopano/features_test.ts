@@ -1,6 +1,6 @@
 // The feature check fails closed (issue 10, point 5): a getUser reply the helper does not
 // understand is "no answer" (PAM_AUTHINFO_UNAVAIL), never a success. A real server puts every
-// feature it knows in exactly one of the two lists (reference §5.4), and every generation knows
+// feature it knows in exactly one of the two lists (docs/kopano.md §4), and every generation knows
 // imap and pop3; replies that break that, or hold a second er, user object, property map or list,
 // are not understood. Each case runs the helper as a process against a scripted server.
 import assert from "node:assert/strict";

@@ -1,4 +1,4 @@
-// Input the helper refuses by itself (SPEC §3), with no request reaching any server; malformed
+// Input the helper refuses by itself (pam_mapi(8), RETURN VALUES), with no request reaching any server; malformed
 // requests and bad module arguments (PAM_SERVICE_ERR); failover across sockets.
 import assert from "node:assert/strict";
 import { startFixtureServer } from "../lib/fixture_server.ts";
