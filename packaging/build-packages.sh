@@ -1,7 +1,7 @@
 #!/bin/sh
 # Builds the Debian package (libpam-mapi) and the RPM (pam_mapi) into dist/packages/, then lints
 # them: lintian and rpmlint must report no errors; their warnings are printed. The linters come
-# with the test set-up (scripts/setup.sh); without one, that package is built and not linted.
+# with the build set-up (scripts/setup-build.sh); without one, that package is built and not linted.
 #   sh packaging/build-packages.sh [deb] [rpm]        (default: those whose tools are installed)
 # Each is built in a copy of the source tree (the files git tracks or would track), so the
 # checkout stays clean: dpkg-buildpackage -us -uc -b with packaging/debian as debian/, and
@@ -43,13 +43,12 @@ copy_tree() {
   fi
 }
 
+. scripts/lib/tls_hint.sh
+
 # A failed build: the end of its log, and the likely cause where one is known.
 build_failed() { # LOG TOOL
   tail -40 "$1" >&2
-  if grep -q 'invalid peer certificate' "$1"; then
-    echo "packages: Deno could not verify a server's certificate; behind a TLS-intercepting" \
-      "proxy set DENO_TLS_CA_STORE=system (README.md, Install)" >&2
-  fi
+  tls_hint "$1" packages
   echo "packages: $2 failed" >&2
   exit 1
 }
@@ -69,7 +68,7 @@ for kind in $kinds; do
     grep '^build:' "$work/deb.log" || true # which helper: compiled, or the bundle
     cp "$work"/deb/*.deb "$work"/deb/*.changes "$work"/deb/*.buildinfo "$out/"
     if ! command -v lintian >/dev/null; then
-      echo "packages: no lintian (scripts/setup.sh installs it): the .deb is not linted"
+      echo "packages: no lintian (scripts/setup-build.sh installs it): the .deb is not linted"
       continue
     fi
     echo "packages: lintian (errors fail the build; overrides in packaging/debian/*.lintian-overrides)"
@@ -98,11 +97,12 @@ for kind in $kinds; do
       build_failed "$work/rpm.log" rpmbuild
     find "$work/rpm/top/RPMS" -name '*.rpm' -exec cp {} "$out/" \;
     if ! command -v rpmlint >/dev/null; then
-      echo "packages: no rpmlint (scripts/setup.sh installs it): the .rpm is not linted"
+      echo "packages: no rpmlint (scripts/setup-build.sh installs it): the .rpm is not linted"
       continue
     fi
     echo "packages: rpmlint (errors fail the build; filters in packaging/rpm/pam_mapi.rpmlintrc:" \
-      "$(grep -c '^addFilter' packaging/rpm/pam_mapi.rpmlintrc))"
+      "$(grep -c '^addFilter' packaging/rpm/pam_mapi.rpmlintrc), in pam_mapi.rpmlint.toml:" \
+      "$(grep -c '^    "' packaging/rpm/pam_mapi.rpmlint.toml))"
     if rpmlint -c packaging/rpm/pam_mapi.rpmlint.toml -r packaging/rpm/pam_mapi.rpmlintrc \
       "$out"/pam_mapi-*.rpm >"$work/rpmlint.log" 2>&1; then
       :

@@ -3,6 +3,7 @@
 // and a throw-away CA), the resident helper started from the copy (resident.ts), and one pam.d
 // file per row.
 import { buildLauncher, launcherInfo, pamBundlePath } from "../lib/helper_build.ts";
+import { assertModeNamed } from "../lib/pam_mode.ts";
 import { makeTestPki, type TestPki } from "../../tests/lib/pki.ts";
 import { BenchError, buildDriver, drive, type DriverRun, ROOT } from "./driver.ts";
 import { type BenchDaemon, startBenchDaemon } from "./resident.ts";
@@ -134,7 +135,10 @@ export async function makeWorkspace(o: WorkspaceOptions): Promise<Workspace> {
         (mode === "service" ? ` ${FEATURE}` : ""),
     );
   }
-  for (const [name, line] of lines) await Deno.writeTextFile(`${conf}/${name}`, line + "\n");
+  for (const [name, line] of lines) {
+    assertModeNamed([line], `the bench's pam.d/${name}`);
+    await Deno.writeTextFile(`${conf}/${name}`, line + "\n");
+  }
 
   const owned = stack.move();
   return {

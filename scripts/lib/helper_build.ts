@@ -63,7 +63,7 @@ export async function buildHelper(root: string, dist: string): Promise<string> {
     const why = await tryCompile(root, out);
     if (why === null) return "deno compile standalone executable";
     if (mode === "compile") throw new Error(`deno compile failed: ${why}\n${DENORT_HELP}`);
-    console.error(`build: deno compile is not possible here (${why}); using the bundle.`);
+    await sayOnce(`${dist}/.compile-fallback`, fallbackLine(why));
   }
   await buildBundle(root, dist, out);
   return "bundle started by deno";
@@ -111,6 +111,30 @@ export async function compileHelper(
   } finally {
     await Deno.remove(envFile).catch(() => {});
   }
+}
+
+/**
+ * The one line that says why the helper is the bundle: short (the download's host and the first
+ * words of its error), and with the remedy when a proxy's certificate is the cause.
+ */
+export function fallbackLine(why: string): string {
+  const host = /https:\/\/([^/\s)]+)/.exec(why)?.[1];
+  // "1: error sending request for url (URL): client error (Connect): dns error: ..." -> "dns error"
+  const last = why.replace(/^\d+: /, "");
+  const cause = last.slice(last.lastIndexOf("): ") + 1).replace(/^: /, "").split(":")[0].trim();
+  const proxy = /invalid peer certificate/.test(why)
+    ? "; behind a TLS-intercepting proxy, set NODE_EXTRA_CA_CERTS"
+    : "";
+  return `build: no deno compile runtime (${host ? `${host}: ` : ""}${cause})${proxy}: ` +
+    "the helper is the bundle, which behaves the same (README.md, Development)";
+}
+
+/** Prints `line` to stderr unless the last build of this dist/ printed the same (`memo`). */
+async function sayOnce(memo: string, line: string): Promise<void> {
+  const said = await Deno.readTextFile(memo).catch(() => null);
+  if (said === line) return;
+  console.error(line);
+  await Deno.writeTextFile(memo, line);
 }
 
 /** Returns null on success, or the reason compile could not be used. */

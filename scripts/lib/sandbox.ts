@@ -9,6 +9,7 @@
 // everything left in the PID namespace, and the mounts disappear with the namespace. Needs root,
 // util-linux (unshare, nsenter), python3 and an overlay-capable kernel.
 import { run, type RunResult } from "./run.ts";
+import { assertModeNamed, type ModeOptions } from "./pam_mode.ts";
 
 const INIT = new URL("./sandbox_init.py", import.meta.url).pathname;
 
@@ -113,8 +114,10 @@ export class Sandbox implements AsyncDisposable {
     }
   }
 
-  /** Writes /etc/pam.d/NAME as the sandbox sees it (libpam reads it at every pam_start). */
-  async pamService(name: string, lines: string[]): Promise<void> {
+  /** Writes /etc/pam.d/NAME as the sandbox sees it (libpam reads it at every pam_start). Its
+   * pam_mapi.so auth lines must name their mode (pam_mode.ts). */
+  async pamService(name: string, lines: string[], options: ModeOptions = {}): Promise<void> {
+    assertModeNamed(lines, `the sandbox's /etc/pam.d/${name}`, options);
     await Deno.writeTextFile(`${this.dir}/pam.d/${name}`, lines.join("\n") + "\n");
   }
 
@@ -135,7 +138,10 @@ export class Sandbox implements AsyncDisposable {
   ): Promise<RunResult> {
     const pid = this.#child.pid;
     const ns = [`--mount=/proc/${pid}/ns/mnt`, `--pid=/proc/${pid}/ns/pid_for_children`];
-    return run("nsenter", [...ns, "--", cmd, ...args], options);
+    // Entering a mount namespace puts a process at that namespace's root, which is not ours when
+    // we run in a chroot (a fresh-root check): take the root and directory of the sandbox's PID 1.
+    const dirs = [`--root=/proc/${pid}/root`, `--wd=/proc/${pid}/cwd`];
+    return run("nsenter", [...ns, ...dirs, "--", cmd, ...args], options);
   }
 
   /** Starts a daemon inside the sandbox: waits for the command (which forks and returns) with its

@@ -17,11 +17,12 @@ function section(heading: string): string {
   return README.slice(start, end < 0 ? undefined : end);
 }
 
-/** The words of a shell assignment NAME="..." (which may span lines with backslashes). */
+/** The words of a shell assignment NAME="..." (which may span lines with backslashes), without
+ * the "?" of a package installed only where the release has it (scripts/lib/packages.sh). */
 function shellList(path: string, name: string): string[] {
   const m = new RegExp(`^${name}="([^"]*)"`, "m").exec(read(path));
   assert.ok(m, `${path}: no ${name}="..."`);
-  return m[1].replace(/\\\n/g, " ").split(/\s+/).filter(Boolean);
+  return m[1].replace(/\\\n/g, " ").split(/\s+/).filter(Boolean).map((w) => w.replace(/\?$/, ""));
 }
 
 /** Rows of the Install section's set-up table: script -> [Debian packages, Fedora packages]. */

@@ -43,8 +43,10 @@ interface Postfix {
 
 /**
  * A Postfix instance of its own: config directory, queue and data directory in the sandbox, one
- * smtpd per listener. Debian's smtpd reads its Cyrus SASL file from CONFIG_DIR/sasl/NAME.conf,
- * NAME being smtpd_sasl_path (so /etc/postfix/sasl/smtpd.conf for the system instance).
+ * smtpd per listener. smtpd reads its Cyrus SASL file NAME.conf, NAME being smtpd_sasl_path, from
+ * cyrus_sasl_config_path: Debian's main.cf sets /etc/postfix/sasl, but the built-in default is
+ * empty, which Debian 13's smtpd leaves to the Cyrus library's own search path (no smtpdN.conf
+ * there: sasldb, and 454 for every AUTH); Debian 12's was patched to read CONFIG_DIR/sasl.
  */
 async function startPostfix(
   sb: Sandbox,
@@ -62,6 +64,7 @@ async function startPostfix(
       `queue_directory = ${queue}`,
       `data_directory = ${data}`,
       "meta_directory = /etc/postfix",
+      `cyrus_sasl_config_path = ${conf}/sasl`,
       "myhostname = relay.pam-mapi.test",
       "mydestination =",
       "inet_interfaces = 127.0.0.1",
@@ -154,8 +157,11 @@ Deno.test({
       const { module, helper } = await installBuilt(sb);
       const auth = (...args: string[]) =>
         ["auth", "required", module, `helper=${helper}`, `socket=${url}`, ...args].join(" ");
-      await sb.pamService("smtp", [auth(), `account required ${module}`]);
-      await sb.pamService("smtp-imap", [auth("service=imap"), `account required ${module}`]);
+      await sb.pamService("smtp", [auth("daemon=off"), `account required ${module}`]);
+      await sb.pamService("smtp-imap", [
+        auth("daemon=off", "service=imap"),
+        `account required ${module}`,
+      ]);
       // The resident helper on a socket pam_mapi.so trusts, for the smtp-daemon service.
       const socket = `${sockDir.path}/helper.sock`;
       await sb.pamService("smtp-daemon", [

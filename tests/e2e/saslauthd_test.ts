@@ -51,7 +51,13 @@ Deno.test({
       pidNamespace = sb.pidNamespace;
       const url = sim.urls.http[0];
       const { module, helper } = await installBuilt(sb);
-      const mapi = (...args: string[]) => [module, `helper=${helper}`, `socket=${url}`, ...args];
+      const mapi = (...args: string[]) => [
+        module,
+        `helper=${helper}`,
+        "daemon=off",
+        `socket=${url}`,
+        ...args,
+      ];
 
       // The stacks of README "Configure". saslauthd passes the SASL service name ("smtp" from
       // Postfix) as the PAM service; testsaslauthd -s picks it here.

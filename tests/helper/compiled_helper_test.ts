@@ -5,7 +5,8 @@
 // anywhere is what `deno compile` stores in the executable: the full deno CLI as DENORT_BIN gives
 // an executable that cannot run the helper (it starts a REPL) but carries the same metadata.
 import assert from "node:assert/strict";
-import { buildHelper, compileHelper } from "../../scripts/lib/helper_build.ts";
+import { buildHelper, compileHelper, fallbackLine } from "../../scripts/lib/helper_build.ts";
+import { run } from "../../scripts/lib/run.ts";
 import {
   checkBuiltHelper,
   checkTlsTrust,
@@ -97,4 +98,60 @@ Deno.test({
       await Deno.remove(dist, { recursive: true });
     }
   },
+});
+
+Deno.test("deno task build without a compile runtime: one short line says why, once per dist/", async () => {
+  const dist = await Deno.makeTempDir({ prefix: "pam_mapi_dist_" });
+  try {
+    // A build of this dist/ in a process of its own, as `deno task build` runs it; DENORT_BIN
+    // naming nothing makes deno compile fail here whatever the network.
+    const script = `${dist}/build.ts`;
+    await Deno.writeTextFile(
+      script,
+      `import { buildHelper } from "${ROOT}/scripts/lib/helper_build.ts";\n` +
+        `console.log(await buildHelper(${JSON.stringify(ROOT)}, ${JSON.stringify(dist)}));\n`,
+    );
+    const build = () =>
+      run(Deno.execPath(), ["run", "-A", script], {
+        env: { DENORT_BIN: `${dist}/no-such-denort`, PAM_MAPI_CACHE_DIR: `${dist}/cache` },
+      });
+    const first = await build();
+    assert.equal(first.code, 0, first.stderr);
+    assert.equal(first.stdout, "bundle started by deno\n");
+    const lines = first.stderr.split("\n").filter((l) => l);
+    assert.equal(lines.length, 1, first.stderr);
+    assert.match(
+      lines[0],
+      /^build: no deno compile runtime \(No such file or directory \(os error 2\)\): the helper is the bundle, which behaves the same \(README\.md, Development\)$/,
+    );
+    // The next build of the same dist/ falls back for the same reason and says nothing.
+    const second = await build();
+    assert.equal(second.code, 0, second.stderr);
+    assert.equal(second.stdout, "bundle started by deno\n");
+    assert.equal(second.stderr, "");
+  } finally {
+    await Deno.remove(dist, { recursive: true });
+  }
+});
+
+Deno.test("deno task build: the fallback line is short and names a proxy's remedy", () => {
+  const url = "https://dl.deno.land/release/v2.9.6/denort-x86_64-unknown-linux-gnu.zip";
+  const dns = fallbackLine(
+    `1: error sending request for url (${url}): client error (Connect): dns error: failed to ` +
+      "lookup address information: Name or service not known",
+  );
+  assert.equal(
+    dns,
+    "build: no deno compile runtime (dl.deno.land: dns error): the helper is the bundle, which " +
+      "behaves the same (README.md, Development)",
+  );
+  const proxy = fallbackLine(
+    `1: error sending request for url (${url}): client error (Connect): invalid peer ` +
+      "certificate: UnknownIssuer",
+  );
+  assert.match(
+    proxy,
+    /^build: no deno compile runtime \(dl\.deno\.land: invalid peer certificate\); /,
+  );
+  assert.match(proxy, /set NODE_EXTRA_CA_CERTS/);
 });

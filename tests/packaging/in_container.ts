@@ -4,6 +4,7 @@
 // kernel see it, and the resident helper's own counters.
 import assert from "node:assert/strict";
 import { type DriverRun, parseDriver } from "../../scripts/bench/driver.ts";
+import { assertModeNamed } from "../../scripts/lib/pam_mode.ts";
 import { decidedBy, waitFor } from "../e2e/lib.ts";
 import type { FloodRunner, FloodTools } from "../lib/hostile_flood.ts";
 import type { Container } from "./container.ts";
@@ -18,6 +19,11 @@ const FLOOD_DRIVER = "/usr/local/bin/pam_flood_driver";
 
 /** Writes /etc/pam.d/NAME in the container. */
 export async function pamService(c: Container, name: string, lines: string[]): Promise<void> {
+  // No daemon= needed: the container is a machine of its own, whose systemd runs the daemon under
+  // test at the default socket (scripts/lib/pam_mode.ts).
+  assertModeNamed(lines, `the container's /etc/pam.d/${name}`, {
+    defaultSocketIsOurs: "the container's own systemd runs the packaged daemon",
+  });
   await Deno.writeTextFile(`${c.root}/etc/pam.d/${name}`, lines.join("\n") + "\n");
 }
 

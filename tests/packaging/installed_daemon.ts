@@ -70,7 +70,7 @@ export async function checkInstalledDaemon(o: InstalledDaemonOptions): Promise<v
     await sb.pamService("smtp", [
       `auth required pam_mapi.so socket=${o.url} debug`,
       "account required pam_mapi.so",
-    ]);
+    ], { defaultSocketIsOurs: "the sandbox's /run is a fresh tmpfs" });
     const serve = () =>
       startResidentHelper(sb, [...setpriv, ...execStart], { helper: o.helper, socket, umask });
 

@@ -14,6 +14,7 @@
 import assert from "node:assert/strict";
 import { run as runCommand } from "../../scripts/lib/run.ts";
 import { startKopanoSim } from "../kopano_sim/mod.ts";
+import { assertModeNamed } from "../../scripts/lib/pam_mode.ts";
 import { debLabel, debPlan, debToInstall, which } from "./deb.ts";
 import { checkInstalledDaemon } from "./installed_daemon.ts";
 
@@ -24,7 +25,7 @@ const BUNDLE = "/usr/share/pam_mapi/pam_mapi_helper.js";
 const PAM_BUNDLE = "/usr/share/pam_mapi/pam_mapi_helper_pam.js";
 const CACHE = "/var/cache/pam_mapi";
 const EXAMPLE = "/usr/share/doc/libpam-mapi/examples/pam.d/smtp";
-const UNIT = "/lib/systemd/system/pam_mapi.service";
+const UNIT_NAME = "pam_mapi.service";
 const WANTS = "/etc/systemd/system/multi-user.target.wants/pam_mapi.service";
 const ACCOUNT = "pam_mapi";
 const RUNTIME_DIR = "/run/pam_mapi";
@@ -103,6 +104,12 @@ Deno.test({
     const unix = pamFiles.find((l) => l.endsWith("/security/pam_unix.so"));
     assert.ok(unix, "no pam_unix.so in dpkg -L libpam-modules");
     const moduleDir = unix.slice(0, -"/pam_unix.so".length);
+    // Where this distribution's systemd keeps its own units (/lib/systemd/system on Debian 12,
+    // /usr/lib/systemd/system on 13): the package's unit must be there too.
+    const journald = (await run("dpkg", ["-L", "systemd"])).stdout.split("\n")
+      .find((l) => l.endsWith("/systemd/system/systemd-journald.service"));
+    assert.ok(journald, "no systemd-journald.service in dpkg -L systemd");
+    const unit = `${journald.slice(0, journald.lastIndexOf("/"))}/${UNIT_NAME}`;
     const pamdBefore = await pamdSnapshot();
     const isBundle = (await run("dpkg-deb", ["-c", deb])).stdout.includes(`.${RUNTIME}`);
 
@@ -133,8 +140,8 @@ Deno.test({
 
       // The resident helper's unit, enabled the Debian way (deb-systemd-helper, even without
       // systemd running), and its account: a system account that cannot log in.
-      assert.ok(installed.includes(UNIT), `${UNIT} not in dpkg -L ${PKG}`);
-      assert.equal(await Deno.readLink(WANTS), UNIT);
+      assert.deepEqual(installed.filter((p) => p.endsWith(`/${UNIT_NAME}`)), [unit]);
+      assert.equal(await Deno.readLink(WANTS), unit);
       const entry = await account(ACCOUNT);
       assert.ok(entry, `no ${ACCOUNT} account after dpkg -i`);
       const [, , uid, gid, , home, shell] = entry;
@@ -147,7 +154,11 @@ Deno.test({
       assert.match(shadow?.split(":")[1] ?? "", /^[!*]/, `${ACCOUNT} has a usable password`);
       if (!systemdRuns) {
         // Nothing was started, and the maintainer scripts did not fail for it.
-        assert.ok(!(await exists(RUNTIME_DIR)), `${RUNTIME_DIR} exists without systemd`);
+        assert.equal(
+          await exists(RUNTIME_DIR),
+          runtimeBefore,
+          `${RUNTIME_DIR} made without systemd`,
+        );
       }
       assert.deepEqual(await pamdSnapshot(), pamdBefore, "installing changed /etc/pam.d");
       assert.match(await Deno.readTextFile(EXAMPLE), /^auth\s+required\s+pam_mapi\.so /m);
@@ -159,8 +170,9 @@ Deno.test({
       await Deno.mkdir(svc);
       await Deno.writeTextFile(`${svc}/other`, "auth required pam_deny.so\n");
       const service = (socket: string) =>
-        `auth required pam_mapi.so socket=${socket}\naccount required pam_mapi.so\n`;
+        `auth required pam_mapi.so socket=${socket} daemon=off\naccount required pam_mapi.so\n`;
       const pamtester = async (socket: string, password: string) => {
+        assertModeNamed([service(socket)], `${svc}/smtp`);
         await Deno.writeTextFile(`${svc}/smtp`, service(socket));
         return await run("pamtester", ["-v", "smtp", "alice", "authenticate", "acct_mgmt"], {
           stdin: `${password}\n`,
@@ -231,7 +243,7 @@ Deno.test({
       }
 
       // The resident helper as its unit runs it, and the module's fallback when it is gone.
-      await checkInstalledDaemon({ unit: UNIT, helper: HELPER, url });
+      await checkInstalledDaemon({ unit, helper: HELPER, url });
 
       // Purge: no warning (a directory left behind would be one), nothing of the package left
       // but the account.

@@ -111,7 +111,7 @@ async function poison(s: Setup, cache = s.cache) {
 /** One login through libpam; `host` wraps the driver (e.g. to set its umask). */
 async function login(s: Setup, password: string, helper = s.helper, host?: string) {
   const conf = await pamConf(s.dir, {
-    mapi: [line(PLAIN, "auth", [`helper=${helper}`, `socket=${s.url}`])],
+    mapi: [line(PLAIN, "auth", [`helper=${helper}`, "daemon=off", `socket=${s.url}`])],
   });
   const v: Variant = host ? { ...PLAIN, driver: host } : PLAIN;
   const args = ["--user", "alice", "--password", password, conf, "mapi"];

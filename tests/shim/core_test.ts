@@ -164,7 +164,9 @@ for (const v of VARIANTS) {
     // The host runs as nobody, so that /proc shows whether the supervisor is dumpable.
     await Deno.writeTextFile(`${dir}/pids`, "");
     await Deno.chown(`${dir}/pids`, NOBODY, NOBODY);
-    const conf = await pamConf(dir, { mapi: [line(v, "auth", [`helper=${helper}`])] });
+    const conf = await pamConf(dir, {
+      mapi: [line(v, "auth", [`helper=${helper}`, "daemon=off"])],
+    });
     const cwd = await crashDir(dir, "cwd", NOBODY);
     const host = spawn([
       ...UNLIMITED,
@@ -258,7 +260,14 @@ Deno.test("plain: no core file from the real helper killed while it waits on a s
     waitFor("a connection", () => Promise.resolve(accepted >= n ? true : null));
   try {
     const conf = await pamConf(dir, {
-      mapi: [line(VARIANTS[0], "auth", [`helper=${helper}`, `socket=${url}`, "timeout=60"])],
+      mapi: [
+        line(VARIANTS[0], "auth", [
+          `helper=${helper}`,
+          "daemon=off",
+          `socket=${url}`,
+          "timeout=60",
+        ]),
+      ],
     });
     const cwd = await crashDir(dir, "cwd");
     const host = spawn([...UNLIMITED, VARIANTS[0].driver, "--password", PASSWORD, conf, "mapi"], {

@@ -369,7 +369,7 @@ Deno.test("plain: a daemon running as the service account is trusted; the defaul
     mapi: [line(SVCACCT, "auth", [`helper=${helper}`, `daemon=${socket}`])],
     plain: [line(VARIANTS[0], "auth", [`helper=${helper}`, `daemon=${socket}`])],
     dflt: [line(SVCACCT, "auth", [`helper=${helper}`, "debug"])],
-  });
+  }, { defaultSocketIsOurs: "dflt is SVCACCT's compiled-in SVCACCT_SOCKET, in TEST_BUILD" });
   let r = await runDriver(SVCACCT, ["--password", "pw-alice", conf, "mapi"]);
   assert.equal(r.kv.auth, "PAM_SUCCESS", r.logs.map((l) => l.message).join("\n"));
   assert.match((await recorded(record))[0], /^bytes=[1-9]\d+$/);

@@ -21,7 +21,9 @@ for (const v of VARIANTS) {
   const setup = async (args: string[] = ["timeout=1"], name = "fake_helper") => {
     await build();
     const { dir, helper } = await helperDir(name);
-    const conf = await pamConf(dir, { mapi: [line(v, "auth", [`helper=${helper}`, ...args])] });
+    const conf = await pamConf(dir, {
+      mapi: [line(v, "auth", [`helper=${helper}`, "daemon=off", ...args])],
+    });
     return { dir, helper, conf };
   };
 
@@ -159,7 +161,9 @@ for (const v of VARIANTS) {
     const script = `${dir}/script_helper`;
     await Deno.writeTextFile(script, "#!/nonexistent/interpreter\n");
     await Deno.chmod(script, 0o755);
-    const conf = await pamConf(dir, { mapi: [line(v, "auth", [`helper=${script}`])] });
+    const conf = await pamConf(dir, {
+      mapi: [line(v, "auth", [`helper=${script}`, "daemon=off"])],
+    });
     const r = await runDriver(v, ["--password", "pw-alice", conf, "mapi"]);
     assert.equal(r.kv.auth, "PAM_SERVICE_ERR");
     assert.deepEqual(r.logs.map((l) => l.message), [
@@ -186,7 +190,9 @@ for (const v of VARIANTS) {
       `#!/bin/sh\ncat >/dev/null\nprintf '{"v":1,"result":"PAM_SUCCESS","log":[]}\\n'\nexit "\${EXIT:-0}"\n`,
     );
     await Deno.chmod(script, 0o755);
-    const conf = await pamConf(dir, { mapi: [line(v, "auth", [`helper=${script}`])] });
+    const conf = await pamConf(dir, {
+      mapi: [line(v, "auth", [`helper=${script}`, "daemon=off"])],
+    });
     const r = await runDriver(v, ["--password", "x", conf, "mapi"]);
     assert.equal(r.kv.auth, "PAM_SUCCESS");
     // The environment is the shim's, not ours: EXIT from our environment does not reach it.

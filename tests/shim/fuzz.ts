@@ -1,5 +1,5 @@
 // deno task fuzz [--seconds S | --runs N]: fuzzes the shim's reply decoder (shim/fuzz/fuzz_reply.c,
-// libFuzzer with ASan and UBSan, clang-14) for a bounded time (default 60 s), seeded with every
+// libFuzzer with ASan and UBSan, clang: shim/Makefile's FUZZ_CC) for a bounded time (default 60 s), seeded with every
 // reply of tests/protocol/cases.json and a dictionary of the protocol's tokens. Prints the number
 // of executions and crashes; exits 1 if anything crashed (the reproducer is kept and named).
 import { parseArgs } from "node:util";

@@ -21,7 +21,9 @@ const NOBODY = 65534;
 for (const v of VARIANTS) {
   /** Runs one auth with helper=path; returns the result and the shim's log lines. */
   const attempt = async (dir: string, path: string) => {
-    const conf = await pamConf(dir, { mapi: [line(v, "auth", [`helper=${path}`, "debug"])] });
+    const conf = await pamConf(dir, {
+      mapi: [line(v, "auth", [`helper=${path}`, "daemon=off", "debug"])],
+    });
     return await runDriver(v, ["--password", "pw-alice", conf, "mapi"]);
   };
 

@@ -22,7 +22,9 @@ import {
 async function setup(v: Variant, args: string[] = ["timeout=1"]) {
   await build();
   const { dir, helper } = await helperDir();
-  const conf = await pamConf(dir, { mapi: [line(v, "auth", [`helper=${helper}`, ...args])] });
+  const conf = await pamConf(dir, {
+    mapi: [line(v, "auth", [`helper=${helper}`, "daemon=off", ...args])],
+  });
   return { dir, helper, conf };
 }
 

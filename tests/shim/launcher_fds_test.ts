@@ -23,18 +23,30 @@ const SKIP = NOT_ROOT
 const HOLDING_SHADOW = ["bash", "-c", 'exec 7</etc/shadow 250</etc/shadow; exec "$@"', "bash"];
 const AS_NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"];
 
-/** Where each descriptor of `pid` above 2 leads. */
+/** Whether two paths are the same file. By device and inode, not by name: the name /proc shows
+ * for a file of a process in another mount namespace depends on the reader's root (in a chroot,
+ * the sandbox's processes show other paths than ours). */
+async function sameFile(a: string, b: string): Promise<boolean> {
+  const [x, y] = await Promise.all([Deno.stat(a), Deno.stat(b)]).catch(() => [null, null]);
+  return x !== null && y !== null && x.dev === y.dev && x.ino === y.ino;
+}
+
+/** Where each descriptor of `pid` above 2 leads (the secret by that name, however /proc shows
+ * it). */
 async function descriptors(pid: number): Promise<Map<number, string>> {
   const out = new Map<number, string>();
   for await (const e of Deno.readDir(`/proc/${pid}/fd`)) {
-    const target = await Deno.readLink(`/proc/${pid}/fd/${e.name}`).catch(() => "(gone)");
+    const fd = `/proc/${pid}/fd/${e.name}`;
+    const target = await sameFile(fd, "/etc/shadow")
+      ? "/etc/shadow"
+      : await Deno.readLink(fd).catch(() => "(gone)");
     if (Number(e.name) > 2) out.set(Number(e.name), target);
   }
   return out;
 }
 
 async function runsDeno(pid: number): Promise<boolean> {
-  return (await Deno.readLink(`/proc/${pid}/exe`).catch(() => "")) === info!.deno;
+  return await sameFile(`/proc/${pid}/exe`, info!.deno);
 }
 
 function assertNoSecret(fds: Map<number, string>, what: string): void {

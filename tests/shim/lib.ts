@@ -58,6 +58,7 @@ export function label(v: Variant, mode: Mode): string {
 
 // One way to run a command for the build scripts and the tests.
 import { run, RunResult as Result } from "../../scripts/lib/run.ts";
+import { assertModeNamed, type ModeOptions } from "../../scripts/lib/pam_mode.ts";
 export { run };
 export type { Result };
 
@@ -220,8 +221,17 @@ export async function helperPids(dir: string): Promise<Array<[number, number]>> 
   });
 }
 
-/** Writes CONFDIR/<service> for each entry (and an "other" that denies), returns CONFDIR. */
-export async function pamConf(dir: string, services: Record<string, string[]>): Promise<string> {
+/** Writes CONFDIR/<service> for each entry (and an "other" that denies), returns CONFDIR. Each
+ * pam_mapi.so auth line names its mode (daemon=off or a socket of the test's own), or `options`
+ * says why the module's compiled-in socket is the test's (scripts/lib/pam_mode.ts). */
+export async function pamConf(
+  dir: string,
+  services: Record<string, string[]>,
+  options: ModeOptions = {},
+): Promise<string> {
+  for (const [name, lines] of Object.entries(services)) {
+    assertModeNamed(lines, `pam.d/${name}`, options);
+  }
   const conf = `${dir}/pam.d`;
   await Deno.mkdir(conf, { recursive: true });
   await Deno.writeTextFile(

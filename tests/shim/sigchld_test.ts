@@ -25,7 +25,9 @@ for (const v of VARIANTS) {
   const setup = async () => {
     await build();
     const { dir, helper } = await helperDir();
-    const conf = await pamConf(dir, { mapi: [line(v, "auth", [`helper=${helper}`, "timeout=1"])] });
+    const conf = await pamConf(dir, {
+      mapi: [line(v, "auth", [`helper=${helper}`, "daemon=off", "timeout=1"])],
+    });
     return { dir, conf };
   };
 

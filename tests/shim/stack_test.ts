@@ -24,7 +24,8 @@ for (const v of VARIANTS) {
     await build();
     const { dir, helper } = await helperDir();
     await Deno.writeTextFile(`${dir}/passdb`, "alice:pw-alice:matrix_try\n");
-    const mapi = (...args: string[]) => line(v, "auth", [`helper=${helper}`, ...args]);
+    const mapi = (...args: string[]) =>
+      line(v, "auth", [`helper=${helper}`, "daemon=off", ...args]);
     const conf = await pamConf(dir, {
       // pam_set_items copies PAM_AUTHTOK (and other items) from the environment: the "earlier module".
       items_use: [SET_ITEMS, mapi("use_first_pass")],
