@@ -7,14 +7,15 @@ import assert from "node:assert/strict";
 const ROOT = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 const read = (path: string) => Deno.readTextFileSync(`${ROOT}/${path}`);
 const README = read("README.md");
+const GUIDE = read("docs/admin-guide.md");
 
-/** The text of a README section, from its heading to the next heading of the same level. */
-function section(heading: string): string {
-  const start = README.indexOf(`\n${heading}\n`);
+/** The text of a section, from its heading to the next heading of the same level. */
+function section(heading: string, text = README): string {
+  const start = text.indexOf(`\n${heading}\n`);
   assert.ok(start >= 0, `no section ${heading}`);
   const level = heading.slice(0, heading.indexOf(" ") + 1);
-  const end = README.indexOf(`\n${level}`, start + heading.length + 1);
-  return README.slice(start, end < 0 ? undefined : end);
+  const end = text.indexOf(`\n${level}`, start + heading.length + 1);
+  return text.slice(start, end < 0 ? undefined : end);
 }
 
 /** The words of a shell assignment NAME="..." (which may span lines with backslashes), without
@@ -98,7 +99,7 @@ Deno.test("README: the scripts and deno tasks it tells to run exist", () => {
 Deno.test("README: testsaslauthd -f names the socket the recommended saslauthd options make", () => {
   // Debian: OPTIONS="... -m DIR ..." puts the socket at DIR/mux, as tests/e2e starts saslauthd
   // with -m DIR and points testsaslauthd and Postfix at DIR/mux.
-  const debian = section("### saslauthd on Debian (sasl2-bin)");
+  const debian = section("### saslauthd on Debian (sasl2-bin)", GUIDE);
   const options = /^OPTIONS="([^"]*)"$/m.exec(debian);
   assert.ok(options, "no OPTIONS line");
   const dir = /-m (\S+)/.exec(options[1])![1];
@@ -107,7 +108,7 @@ Deno.test("README: testsaslauthd -f names the socket the recommended saslauthd o
   assert.match(lib, /\["-a", "pam", "-m", dir, \.\.\.flags\]/);
   assert.match(lib, /const mux = `\$\{dir\}\/mux`;/);
   const socket = `${dir}/mux`;
-  const fs = [...README.matchAll(/`-f ([^`\s]+)`/g)].map((m) => m[1]);
+  const fs = [README, GUIDE].flatMap((t) => [...t.matchAll(/`-f ([^`\s]+)`/g)].map((m) => m[1]));
   assert.ok(fs.length >= 2, "the Debian section and Troubleshooting both give -f");
   for (const f of fs) assert.equal(f, socket);
   assert.ok(debian.includes(`\`-f ${socket}\``), "the Debian section gives testsaslauthd's -f");
