@@ -1,13 +1,22 @@
 // Every relative link in the repository's Markdown (the README, docs/, the READMEs of shim/ and
-// tests/fixtures/) leads somewhere: the file or directory it names exists, and an `#anchor` is a
-// heading of the Markdown file it points into. And the check can fail: a broken link and a broken
+// tests/fixtures/, packaging/) leads somewhere: the file or directory it names exists, and an
+// `#anchor` is a heading of the Markdown file it points into. And the check can fail: a broken link and a broken
 // anchor are both reported.
 import assert from "node:assert/strict";
 import { anchors, brokenLinks, type Exists, type Reader } from "./links.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
-/** Build output, caches and package work trees: not the repository's own text. */
-const SKIP = new Set([".git", "dist", "node_modules", "debian", "shim/build", "coverage"]);
+/** Build output, caches and package work trees (.gitignore): not the repository's own text. */
+const SKIP = new Set([
+  ".git",
+  "dist",
+  "node_modules",
+  "debian",
+  "shim/build",
+  "coverage",
+  "packaging/debian/.debhelper",
+  "packaging/debian/libpam-mapi", // a build in the checkout copies the README there
+]);
 
 const read: Reader = (path) => {
   try {
@@ -25,6 +34,16 @@ const exists: Exists = (path) => {
   }
 };
 
+/** Every `.md` file below `dir` but build output, hidden directories included. */
+function markdownUnder(dir: string): string[] {
+  return [...Deno.readDirSync(`${ROOT}/${dir}`)].flatMap((e) => {
+    const path = `${dir}/${e.name}`;
+    if (SKIP.has(path)) return [];
+    if (e.isDirectory) return markdownUnder(path);
+    return e.isFile && e.name.endsWith(".md") ? [path] : [];
+  });
+}
+
 function markdownFiles(dir = ""): string[] {
   return [...Deno.readDirSync(`${ROOT}/${dir}`)].flatMap((e) => {
     const path = dir === "" ? e.name : `${dir}/${e.name}`;
@@ -36,9 +55,19 @@ function markdownFiles(dir = ""): string[] {
 
 Deno.test("docs: every relative link and #anchor in the Markdown resolves", () => {
   const files = markdownFiles().sort();
-  for (const f of ["README.md", "docs/protocol.md", "docs/kopano.md", "shim/README.md"]) {
-    assert.ok(files.includes(f), `${f} is among the files checked`);
+  // Every page a reader reaches: the README, each page of docs/, the READMEs of shim/ and
+  // tests/fixtures/, and any Markdown of packaging/ (which ships in the packages).
+  const required = [
+    "README.md",
+    "shim/README.md",
+    "tests/fixtures/README.md",
+    ...markdownUnder("docs"),
+    ...markdownUnder("packaging"),
+  ];
+  for (const f of ["docs/README.md", "docs/admin-guide.md", "docs/protocol.md", "docs/kopano.md"]) {
+    assert.ok(required.includes(f), `${f} is among the pages required`);
   }
+  for (const f of required) assert.ok(files.includes(f), `${f} is among the files checked`);
   const broken = files.flatMap((f) => brokenLinks(f, read, exists));
   assert.deepEqual(
     broken.map((b) => `${b.file}:${b.line}: ${b.target}: ${b.why}`),

@@ -228,3 +228,35 @@ Deno.test("man pages: clean under mandoc -Tlint (and groff -ww when installed)",
     if (groff) assert.equal(new TextDecoder().decode(groff.stderr), "", page);
   }
 });
+
+/**
+ * The module arguments of `names` that `guide` (Markdown) does not name in a code span of its own:
+ * `` `cafile=PATH` `` or `` `cafile=/etc/ssl/ca.pem` `` names cafile, `` `quiet` `` names quiet, and
+ * neither `` `pam_mapi.so quiet` `` nor a bare word in the prose counts.
+ */
+export function argsNotNamed(names: string[], guide: string): string[] {
+  const spans = [...guide.matchAll(/`([^`\n]+)`/g)].map((m) => m[1]);
+  return names.filter((name) => !spans.some((s) => s === name || s.startsWith(`${name}=`)));
+}
+
+Deno.test("man pages: every option of pam_mapi(8) is named in the admin guide, which links the page", () => {
+  const names = entries(section(Deno.readTextFileSync(PAGES[0]), "OPTIONS")).map((e) =>
+    argName(e.tag)
+  );
+  assert.equal(names.length, codeArgs().shim.length, "pam_mapi.8 OPTIONS");
+  const guide = read("docs/admin-guide.md");
+  assert.deepEqual(argsNotNamed(names, guide), [], "docs/admin-guide.md");
+  assert.match(guide, /\]\(\.\.\/man\/pam_mapi\.8\)/, "the guide links pam_mapi(8)");
+});
+
+Deno.test("man pages: the admin-guide option check reports an option the guide does not name", () => {
+  const guide = [
+    "| `socket=URL` | `timeout=5` | `service=imap\\|pop3` |",
+    "Add `quiet` or `pam_mapi.so debug`; cafile is in the prose only; `daemon=off`.",
+  ].join("\n");
+  assert.deepEqual(
+    argsNotNamed(["socket", "timeout", "service", "quiet", "debug", "cafile", "daemon"], guide),
+    ["debug", "cafile"],
+  );
+  assert.deepEqual(argsNotNamed(["socket"], ""), ["socket"]);
+});
