@@ -1,7 +1,7 @@
 // deno task bench: pam_mapi.so forking a helper per login and asking the resident helper, against
 // a pam_exec + curl baseline, through the real libpam and the Kopano-compatible server on loopback
-// (SPEC section 8). See scripts/bench/mod.ts for what is measured and checked, and README.md
-// "Performance" for the figures.
+// (docs/performance.md). See scripts/bench/mod.ts for what is measured and checked, and
+// docs/performance.md for the figures.
 //
 //   deno task bench [--rounds N] [--count N] [--duration MS] [--trounds N] [--clients 1,4,8]
 //                   [--flood N] [--flood-clients K]

@@ -4,7 +4,7 @@
 // a cached runtime, or network access); otherwise it is the bundled JavaScript,
 // dist/pam_mapi_helper.js, and dist/pam_mapi_helper is a small C launcher (shim/launcher.c) that
 // checks it, the installed deno and the code cache, then starts deno on it with fixed flags. Both
-// behave the same (SPEC section 7).
+// behave the same (docs/development.md, Commands).
 //
 // Environment knobs (all optional; the launcher's paths are compiled in):
 //   PAM_MAPI_HELPER_MODE    "auto" (default), "bundle" or "compile" (compile fails if it cannot)

@@ -5,7 +5,7 @@
 # own apt. As root, on a machine that may run other things: the root is a chroot in a private
 # mount and PID namespace (with its own /proc, /dev/pts and an empty /run; /sys and /dev are the
 # machine's), so nothing it mounts or starts outlives it. (A test that boots a systemd-nspawn
-# container of its own does not get its container running in there: see the README.)
+# container of its own does not get its container running in there: docs/development.md, Tests.)
 #
 #   sh scripts/fresh-root-check.sh ROOT.tar STEP [DIR]
 #

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Words that stand alone, and names that must carry "=value" (SPEC 2). */
+/* Words that stand alone, and names that must carry "=value" (pam_mapi(8) OPTIONS). */
 static const char *const flag_names[] = {
 	"try_first_pass", "use_first_pass", "quiet", "debug", "ignore_authinfo_unavail",
 };

@@ -1,6 +1,6 @@
-/* The module arguments (SPEC 2). The shim knows every argument name so that a misspelt one fails
- * closed before a password is asked for; it reads only the values it needs itself (protocol.md 6).
- * The helper validates everything again, values included. */
+/* The module arguments (pam_mapi(8) OPTIONS). The shim knows every argument name so that a
+ * misspelt one fails closed before a password is asked for; it reads only the values it needs
+ * itself (protocol.md 6). The helper validates everything again, values included. */
 #ifndef PAM_MAPI_ARGS_H
 #define PAM_MAPI_ARGS_H
 

@@ -18,11 +18,12 @@
 #include "spawn.h"
 #include "token.h"
 
-#define USER_MAX 256        /* SPEC 3: longer user names and passwords never reach the helper */
+/* Longer user names and passwords never reach the helper (pam_mapi(8) RETURN VALUES). */
+#define USER_MAX 256
 #define AUTHTOK_MAX 512
 #define STDERR_LINE_MAX 300
 
-/* The helper file and every directory on the way to it belong to root (SPEC 3). */
+/* The helper file and every directory on the way to it belong to root (pam_mapi(8) helper=). */
 static const struct path_owners root_only = { 0, 0, NULL };
 
 static const char *item_str(pam_handle_t *pamh, int item)

@@ -1,4 +1,4 @@
-/* One authentication, from the module arguments to the PAM result (SPEC 3). */
+/* One authentication, from the module arguments to the PAM result (pam_mapi(8) RETURN VALUES). */
 #ifndef PAM_MAPI_AUTH_H
 #define PAM_MAPI_AUTH_H
 

@@ -22,8 +22,9 @@ PAM_MAPI_EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc,
 	return rc;
 }
 
-/* Replays this handle's last auth result (SPEC 3): always-success would wrongly approve a stack
- * this module failed, always-ignore would break a stack where it is the only module. */
+/* Replays this handle's last auth result (pam_mapi(8) MODULE TYPES PROVIDED): always-success
+ * would wrongly approve a stack this module failed, always-ignore would break a stack where it is
+ * the only module. */
 PAM_MAPI_EXPORT int pam_sm_setcred(pam_handle_t *pamh, int flags, int argc, const char **argv)
 {
 	struct mapi_args a;

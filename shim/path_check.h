@@ -1,5 +1,6 @@
 /* May this file be run (or this directory be trusted)? Shared by the module (the helper file,
- * SPEC 3) and the helper's launcher (the Deno runtime, the bundle, the code cache directory). */
+ * pam_mapi(8) helper=) and the helper's launcher (the Deno runtime, the bundle, the code cache
+ * directory). */
 #ifndef PAM_MAPI_PATH_CHECK_H
 #define PAM_MAPI_PATH_CHECK_H
 

@@ -32,7 +32,7 @@
  *
  * Core files: the supervisor makes itself not dumpable and sets RLIMIT_CORE to 0/0 before it
  *   forks the helper, which inherits the limit through execve: both hold the password, which must
- *   never reach a file (SPEC 4), whatever `ulimit -c` the host runs with.
+ *   never reach a file (pam_mapi(8) SECURITY), whatever `ulimit -c` the host runs with.
  *
  * Deadline: one CLOCK_MONOTONIC deadline, enforced by the supervisor with poll() on a pidfd (a
  *   10 ms WNOHANG|WNOWAIT check where pidfd_open is missing) - no alarm(), no handlers. On expiry:
@@ -230,10 +230,11 @@ static void __attribute__((noreturn)) supervise_helper(const struct plan *p)
 	pid_t helper, self;
 
 	/* We hold a copy of the host's memory, the request with the password included, and the
-	 * helper will hold the password too (SPEC 4: never in a file): no core file from either of us.
-	 * Not dumpable also keeps the host's other processes from reading our memory. Both are plain
-	 * system calls. RLIMIT_CORE 0 is inherited by the helper and kept across execve (dumpable is
-	 * not); the helper cannot raise it again: it has no ffi, run or sys permission. */
+	 * helper will hold the password too (pam_mapi(8) SECURITY: never in a file): no core file
+	 * from either of us. Not dumpable also keeps the host's other processes from reading our
+	 * memory. Both are plain system calls. RLIMIT_CORE 0 is inherited by the helper and kept
+	 * across execve (dumpable is not); the helper cannot raise it again: it has no ffi, run or sys
+	 * permission. */
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	if (setrlimit(RLIMIT_CORE, &no_core) != 0)
 		sup_send(p, SUP_START_FAILED, START_SETRLIMIT, 0, errno);

@@ -1,4 +1,5 @@
-/* What pam_sm_authenticate leaves in the PAM handle for setcred and account (SPEC 3). */
+/* What pam_sm_authenticate leaves in the PAM handle for setcred and account
+ * (pam_mapi(8) MODULE TYPES PROVIDED). */
 #ifndef PAM_MAPI_STATE_H
 #define PAM_MAPI_STATE_H
 

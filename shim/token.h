@@ -1,4 +1,5 @@
-/* The password, obtained exactly as pam_unix does it (SPEC 2, 3). */
+/* The password, obtained exactly as pam_unix does it (pam_mapi(8): try_first_pass,
+ * use_first_pass, RETURN VALUES). */
 #ifndef PAM_MAPI_TOKEN_H
 #define PAM_MAPI_TOKEN_H
 

@@ -1,4 +1,4 @@
-// The machinery of `deno task bench` (SPEC section 8): pam_mapi.so forking a helper per login
+// The machinery of `deno task bench` (docs/performance.md): pam_mapi.so forking a helper per login
 // (daemon=off), pam_mapi.so asking the resident helper (daemon=SOCKET), and the pam_exec + curl
 // baseline, side by side in one run and measured the same way, through the real libpam
 // (scripts/bench/pam_bench.c) against the Kopano-compatible server in a process of its own, with
@@ -75,7 +75,7 @@ export function benchCases(passwords?: Partial<Record<Impl, string>>): Case[] {
   for (const mode of MODES) {
     for (const impl of IMPLS) cases.push(makeCase({ impl, mode, transport: "http" }, passwords));
   }
-  // Forked, each login is a new process and pays Deno's first-TLS cost (README "Performance");
+  // Forked, each login is a new process and pays Deno's first-TLS cost (docs/performance.md);
   // the daemon pays it once and keeps its TLS connection to the server alive.
   for (const impl of ["pam_mapi", "daemon"] as const) {
     cases.push(makeCase({ impl, mode: "plain", transport: "https" }, passwords));

@@ -164,7 +164,7 @@ export function report(i: ReportInput): { rows: Row[]; lines: string[]; finalLin
 
 /**
  * The fork path's https:// against its http:// row, and against Deno's first-TLS cost measured in
- * fresh processes right now (README "Performance" explains where it goes).
+ * fresh processes right now (docs/performance.md, "https://", explains where it goes).
  */
 function httpsLines(secure: Row, plain: Row, tls: TlsCost): string[] {
   const s50 = percentile(secure.latMs, 50);

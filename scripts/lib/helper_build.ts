@@ -9,7 +9,7 @@ import { run, runOrThrow, RunResult } from "./run.ts";
 // ffi, sys) stays denied, and --no-prompt means nothing can be granted later. (Deno allows imports
 // from a few well-known hosts by default; the helper revokes that at start-up too.) The launcher
 // passes the same, in Deno's short forms, with the bundle's start-up flags (shim/launcher.c:
-// --ext=js, --v8-flags=--no-lazy,--jitless,--single-threaded; README "Performance").
+// --ext=js, --v8-flags=--no-lazy,--jitless,--single-threaded; docs/performance.md).
 const PERMISSIONS = ["--allow-net", "--allow-read", "--allow-write"];
 
 // An empty DENO_TLS_CA_STORE means no built-in roots (Deno's default is its bundled Mozilla set).

@@ -57,7 +57,7 @@ install_packages() {
     # shellcheck disable=SC2086
     quietly "dnf install" dnf install -y $2
   else
-    echo "setup: neither apt-get nor dnf found; install the packages listed in README.md by hand" >&2
+    echo "setup: neither apt-get nor dnf found; install the packages listed in docs/install.md by hand" >&2
     exit 1
   fi
 }

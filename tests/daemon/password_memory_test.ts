@@ -5,7 +5,7 @@
 // readable, writable or anonymous mapping of the daemon through /proc/PID/mem; as a control, a
 // user name sent with the same requests (which the daemon does make a string) must be found, so
 // that a scan that sees nothing cannot pass. What remains outside its sight (the kernel's socket
-// buffers, a TLS library's buffers for https://) is said in README's security notes.
+// buffers, a TLS library's buffers for https://) is said in docs/security.md.
 import assert from "node:assert/strict";
 import { b64 } from "../lib/helper.ts";
 import { xmlEscape } from "../../src/kopano/soap.ts";

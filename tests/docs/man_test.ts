@@ -1,7 +1,7 @@
 // The manual pages say what the code does: the module arguments in pam_mapi(8), pam_mapi_helper(8),
-// the README's table, the shim's and the helper's parsers and the helper's --help are one list;
-// the helper's commands, exit statuses and defaults match the code; the results match the README;
-// and both pages are clean under mandoc -Tlint.
+// the administrator's guide's table, the shim's and the helper's parsers and the helper's --help are
+// one list; the helper's commands, exit statuses and defaults match the code; the results match the
+// guide's; and both pages are clean under mandoc -Tlint.
 import assert from "node:assert/strict";
 import { DEFAULT_SOCKET, DEFAULT_TIMEOUT, FEATURES, MAX_SOCKETS } from "../../src/pam/args.ts";
 import { HELP } from "../../src/cli/help.ts";
@@ -80,23 +80,30 @@ function helpArgs(): string[] {
   return names;
 }
 
-/** The first column of the README's "Module arguments" table. */
-function readmeArgs(): string[] {
-  const readme = read("README.md");
-  const block = readme.slice(readme.indexOf("## Module arguments"));
-  const table = block.slice(0, block.indexOf("\n## ", 1));
+/** The text of a `## ` section of the administrator's guide, up to the next `## `. */
+function guideSection(heading: string): string {
+  const guide = read("docs/admin-guide.md");
+  const start = guide.indexOf(`\n## ${heading}\n`);
+  assert.ok(start >= 0, `docs/admin-guide.md has no section ${heading}`);
+  const end = guide.indexOf("\n## ", start + 1);
+  return guide.slice(start, end < 0 ? undefined : end);
+}
+
+/** The first column of the administrator's guide's "Module arguments" table. */
+function guideArgs(): string[] {
+  const table = guideSection("Module arguments");
   return [...table.matchAll(/^\| `([^`]+)`/gm)].map((m) => argName(m[1].replace(/\\\|/g, "|")));
 }
 
 const sorted = (xs: string[]) => [...new Set(xs)].sort();
 
-Deno.test("man pages: the module arguments are the code's, --help's and the README's", () => {
+Deno.test("man pages: the module arguments are the code's, --help's and the admin guide's", () => {
   const { shim, helper } = codeArgs();
   const expected = sorted(shim);
   assert.equal(shim.length, 11, "shim/args.c lists changed: check this test's parsing");
   assert.deepEqual(sorted(helper), expected, "src/pam/args.ts and shim/args.c differ");
   assert.deepEqual(sorted(helpArgs()), expected, "src/cli/help.ts");
-  assert.deepEqual(sorted(readmeArgs()), expected, "README.md module-argument table");
+  assert.deepEqual(sorted(guideArgs()), expected, "docs/admin-guide.md module-argument table");
   const module = Deno.readTextFileSync(PAGES[0]);
   const helperPage = Deno.readTextFileSync(PAGES[1]);
   const moduleArgs = entries(section(module, "OPTIONS")).map((e) => argName(e.tag));
@@ -153,7 +160,7 @@ Deno.test("man pages: the helper's commands and exit statuses are the code's", (
   }
 });
 
-Deno.test("man pages, --help and README: the resident helper's socket and limits are the code's", () => {
+Deno.test("man pages, --help and admin guide: the resident helper's socket and limits are the code's", () => {
   const page = Deno.readTextFileSync(PAGES[1]);
   const options = entries(section(page, "OPTIONS"));
   const serve = options.find((e) => e.tag === "serve")!.body;
@@ -167,9 +174,7 @@ Deno.test("man pages, --help and README: the resident helper's socket and limits
   assert.match(daemonArg, new RegExp(`\\.IR ${DEFAULT_DAEMON_SOCKET} \\)`));
   assert.match(HELP, new RegExp(`default ${DEFAULT_DAEMON_SOCKET}, mode 0600`));
   assert.match(HELP, new RegExp(`Handles ${MAX_IN_PROGRESS} logins at once`));
-  const readme = read("README.md");
-  const block = readme.slice(readme.indexOf("\n## The resident helper"));
-  const text = block.slice(0, block.indexOf("\n## ", 1)).replace(/\s+/g, " ");
+  const text = guideSection("The resident helper (`pam_mapi_helper serve`)").replace(/\s+/g, " ");
   assert.match(text, new RegExp(`default \`${DEFAULT_DAEMON_SOCKET}\``));
   assert.match(text, new RegExp(`At most ${MAX_IN_PROGRESS} logins in progress`));
   assert.match(text, new RegExp(`within ${REQUEST_MS / 1000} seconds`));
@@ -177,15 +182,13 @@ Deno.test("man pages, --help and README: the resident helper's socket and limits
   assert.match(text, new RegExp(`after ${IDLE_UNIX_MS / 1000} s over \`file://\``));
 });
 
-Deno.test("man pages: RETURN VALUES are the README's results", () => {
-  const readme = read("README.md");
-  const block = readme.slice(readme.indexOf("## What the module answers"));
-  const answers = block.slice(0, block.indexOf("\n## ", 1));
-  const fromReadme = sorted([...answers.matchAll(/`(PAM_[A-Z_]+)`/g)].map((m) => m[1]));
+Deno.test("man pages: RETURN VALUES are the admin guide's results", () => {
+  const answers = guideSection("What the module answers");
+  const fromGuide = sorted([...answers.matchAll(/`(PAM_[A-Z_]+)`/g)].map((m) => m[1]));
   const page = Deno.readTextFileSync(PAGES[0]);
   const fromMan = entries(section(page, "RETURN VALUES")).map((e) => e.tag);
-  // The README says "what pam_get_user answered" where the page names its usual code.
-  assert.deepEqual(sorted(fromMan.filter((t) => t !== "PAM_USER_UNKNOWN")), fromReadme);
+  // The guide says "what pam_get_user answered" where the page names its usual code.
+  assert.deepEqual(sorted(fromMan.filter((t) => t !== "PAM_USER_UNKNOWN")), fromGuide);
   assert.ok(fromMan.includes("PAM_USER_UNKNOWN"));
   assert.match(answers, /what `pam_get_user` answered/);
 });
@@ -224,4 +227,36 @@ Deno.test("man pages: clean under mandoc -Tlint (and groff -ww when installed)",
       .catch(() => null);
     if (groff) assert.equal(new TextDecoder().decode(groff.stderr), "", page);
   }
+});
+
+/**
+ * The module arguments of `names` that `guide` (Markdown) does not name in a code span of its own:
+ * `` `cafile=PATH` `` or `` `cafile=/etc/ssl/ca.pem` `` names cafile, `` `quiet` `` names quiet, and
+ * neither `` `pam_mapi.so quiet` `` nor a bare word in the prose counts.
+ */
+export function argsNotNamed(names: string[], guide: string): string[] {
+  const spans = [...guide.matchAll(/`([^`\n]+)`/g)].map((m) => m[1]);
+  return names.filter((name) => !spans.some((s) => s === name || s.startsWith(`${name}=`)));
+}
+
+Deno.test("man pages: every option of pam_mapi(8) is named in the admin guide, which links the page", () => {
+  const names = entries(section(Deno.readTextFileSync(PAGES[0]), "OPTIONS")).map((e) =>
+    argName(e.tag)
+  );
+  assert.equal(names.length, codeArgs().shim.length, "pam_mapi.8 OPTIONS");
+  const guide = read("docs/admin-guide.md");
+  assert.deepEqual(argsNotNamed(names, guide), [], "docs/admin-guide.md");
+  assert.match(guide, /\]\(\.\.\/man\/pam_mapi\.8\)/, "the guide links pam_mapi(8)");
+});
+
+Deno.test("man pages: the admin-guide option check reports an option the guide does not name", () => {
+  const guide = [
+    "| `socket=URL` | `timeout=5` | `service=imap\\|pop3` |",
+    "Add `quiet` or `pam_mapi.so debug`; cafile is in the prose only; `daemon=off`.",
+  ].join("\n");
+  assert.deepEqual(
+    argsNotNamed(["socket", "timeout", "service", "quiet", "debug", "cafile", "daemon"], guide),
+    ["debug", "cafile"],
+  );
+  assert.deepEqual(argsNotNamed(["socket"], ""), ["socket"]);
 });

@@ -1,20 +1,25 @@
-// The README's set-up and saslauthd instructions say what the scripts and the tests do: the
-// packages it lists for each set-up are the ones scripts/setup-build.sh and scripts/setup.sh
-// install, the tasks and scripts it names exist, and testsaslauthd's -f is where the saslauthd
-// options it recommends put the socket (named as tests/e2e names it).
+// The README's and the docs' set-up and saslauthd instructions say what the scripts and the tests
+// do: the packages docs/install.md lists for each set-up are the ones scripts/setup-build.sh and
+// scripts/setup.sh install, the tasks and scripts they name exist, and testsaslauthd's -f is where
+// the saslauthd options the README recommends put the socket (named as tests/e2e names it). And
+// the README stays a front door: at most 260 lines.
 import assert from "node:assert/strict";
 
 const ROOT = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 const read = (path: string) => Deno.readTextFileSync(`${ROOT}/${path}`);
 const README = read("README.md");
+const GUIDE = read("docs/admin-guide.md");
+const INSTALL = read("docs/install.md");
+const DOCS = [...Deno.readDirSync(`${ROOT}/docs`)].filter((e) => e.name.endsWith(".md"))
+  .map((e) => read(`docs/${e.name}`));
 
-/** The text of a README section, from its heading to the next heading of the same level. */
-function section(heading: string): string {
-  const start = README.indexOf(`\n${heading}\n`);
+/** The text of a section, from its heading to the next heading of the same level. */
+function section(heading: string, text = README): string {
+  const start = text.indexOf(`\n${heading}\n`);
   assert.ok(start >= 0, `no section ${heading}`);
   const level = heading.slice(0, heading.indexOf(" ") + 1);
-  const end = README.indexOf(`\n${level}`, start + heading.length + 1);
-  return README.slice(start, end < 0 ? undefined : end);
+  const end = text.indexOf(`\n${level}`, start + heading.length + 1);
+  return text.slice(start, end < 0 ? undefined : end);
 }
 
 /** The words of a shell assignment NAME="..." (which may span lines with backslashes), without
@@ -25,12 +30,12 @@ function shellList(path: string, name: string): string[] {
   return m[1].replace(/\\\n/g, " ").split(/\s+/).filter(Boolean).map((w) => w.replace(/\?$/, ""));
 }
 
-/** Rows of the Install section's set-up table: script -> [Debian packages, Fedora packages]. */
+/** Rows of docs/install.md's set-up table: script -> [Debian packages, Fedora packages]. */
 function setupTable(): Map<string, [string[], string[]]> {
   const rows = new Map<string, [string[], string[]]>();
-  const lines = section("## Install").split("\n");
+  const lines = section("## The set-ups", INSTALL).split("\n");
   const head = lines.findIndex((l) => /^\| set-up\s+\|/.test(l));
-  assert.ok(head >= 0, "no set-up table in Install");
+  assert.ok(head >= 0, "no set-up table in docs/install.md, The set-ups");
   for (const line of lines.slice(head + 2)) {
     if (!line.startsWith("|")) break;
     const cells = line.split("|").slice(1, -1);
@@ -45,7 +50,7 @@ function setupTable(): Map<string, [string[], string[]]> {
 
 const sorted = (xs: string[]) => [...xs].sort();
 
-Deno.test("README: each set-up's package list is the script's", () => {
+Deno.test("docs/install.md: each set-up's package list is the script's", () => {
   const table = setupTable();
   const sets = [
     ["scripts/setup-build.sh", "DEB_BUILD", "RPM_BUILD"],
@@ -73,18 +78,21 @@ Deno.test("README: each set-up's package list is the script's", () => {
   }
 });
 
-Deno.test("README: the scripts and deno tasks it tells to run exist", () => {
+Deno.test("README and docs: the scripts and deno tasks they tell to run exist", () => {
   const tasks = Object.keys(JSON.parse(read("deno.json")).tasks);
-  const used = [...README.matchAll(/\bdeno task ([a-z-]+)/g)].map((m) => m[1]);
+  const task = (text: string) => [...text.matchAll(/\bdeno task ([a-z-]+)/g)].map((m) => m[1]);
+  const used = task(README);
   assert.ok(used.includes("demo") && used.includes("test"), "the two commands at the top");
-  for (const task of used) assert.ok(tasks.includes(task), `deno task ${task}`);
-  const scripts = [...README.matchAll(/\bsh ((?:scripts|packaging)\/[\w./-]+\.sh)\b/g)].map((m) =>
-    m[1]
-  );
+  for (const t of [...used, ...DOCS.flatMap(task)]) assert.ok(tasks.includes(t), `deno task ${t}`);
+  const script = (text: string) =>
+    [...text.matchAll(/\bsh ((?:scripts|packaging)\/[\w./-]+\.sh)\b/g)].map((m) => m[1]);
+  const scripts = script(README);
   for (const s of ["scripts/setup.sh", "scripts/setup-build.sh", "packaging/build-packages.sh"]) {
     assert.ok(scripts.includes(s), `README does not run ${s}`);
   }
-  for (const s of scripts) assert.ok(Deno.statSync(`${ROOT}/${s}`).isFile, s);
+  for (const s of [...scripts, ...DOCS.flatMap(script)]) {
+    assert.ok(Deno.statSync(`${ROOT}/${s}`).isFile, s);
+  }
   // The Install section builds with the build-only set-up, not the test stack.
   const install = section("## Install");
   assert.match(install, /^sh scripts\/setup-build\.sh\b/m);
@@ -98,7 +106,7 @@ Deno.test("README: the scripts and deno tasks it tells to run exist", () => {
 Deno.test("README: testsaslauthd -f names the socket the recommended saslauthd options make", () => {
   // Debian: OPTIONS="... -m DIR ..." puts the socket at DIR/mux, as tests/e2e starts saslauthd
   // with -m DIR and points testsaslauthd and Postfix at DIR/mux.
-  const debian = section("### saslauthd on Debian (sasl2-bin)");
+  const debian = section("### saslauthd on Debian 12 and 13");
   const options = /^OPTIONS="([^"]*)"$/m.exec(debian);
   assert.ok(options, "no OPTIONS line");
   const dir = /-m (\S+)/.exec(options[1])![1];
@@ -107,10 +115,22 @@ Deno.test("README: testsaslauthd -f names the socket the recommended saslauthd o
   assert.match(lib, /\["-a", "pam", "-m", dir, \.\.\.flags\]/);
   assert.match(lib, /const mux = `\$\{dir\}\/mux`;/);
   const socket = `${dir}/mux`;
-  const fs = [...README.matchAll(/`-f ([^`\s]+)`/g)].map((m) => m[1]);
-  assert.ok(fs.length >= 2, "the Debian section and Troubleshooting both give -f");
+  const fs = [README, GUIDE].flatMap((t) => [...t.matchAll(/`-f ([^`\s]+)`/g)].map((m) => m[1]));
+  assert.ok(fs.length >= 3, "the README, the guide's Debian section and Troubleshooting give -f");
   for (const f of fs) assert.equal(f, socket);
-  assert.ok(debian.includes(`\`-f ${socket}\``), "the Debian section gives testsaslauthd's -f");
-  // The option letters the README explains are the ones it recommends.
-  for (const flag of ["-c", "-r", "-t", "-n"]) assert.ok(debian.includes(`\`${flag}`), flag);
+  assert.ok(debian.includes(`\`-f ${socket}\``), "the README's section gives testsaslauthd's -f");
+  const guide = section("### saslauthd on Debian (sasl2-bin)", GUIDE);
+  assert.ok(guide.includes(`\`-f ${socket}\``), "the guide's section gives testsaslauthd's -f");
+  assert.ok(section("## Troubleshooting", GUIDE).includes(`\`-f ${socket}\``), "Troubleshooting");
+  // The option letters the guide explains are the ones the README recommends (and -t, -n).
+  for (const flag of ["-c", "-r", "-t", "-n"]) assert.ok(guide.includes(`\`${flag}`), flag);
+  for (const flag of options[1].match(/-[a-z]/g)!) assert.ok(guide.includes(`\`${flag}`), flag);
+  // The README's file starts saslauthd on Debian 12 too, whose file has no START line.
+  assert.match(debian, /^START=yes$/m);
+});
+
+Deno.test("README: a front door of at most 260 lines", () => {
+  const lines = README.split("\n").length - (README.endsWith("\n") ? 1 : 0);
+  assert.ok(lines <= 260, `README.md has ${lines} lines: move the depth to docs/`);
+  assert.ok(lines > 50, `README.md has only ${lines} lines`);
 });

@@ -65,7 +65,7 @@ export async function logged<T>(
   return { value, lines: (await sb.syslog()).slice(before) };
 }
 
-// The exact lines pam_mapi logs (README "Logging"), for a server at `url`.
+// The exact lines pam_mapi logs (docs/admin-guide.md, "Logging"), for a server at `url`.
 export const LINE = {
   success: (svc: string, user: string, url: string, feature?: string) =>
     `pam_mapi(${svc}:auth): authentication success; user=${user} socket=${url} result=PAM_SUCCESS reason="logon accepted"${

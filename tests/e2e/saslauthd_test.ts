@@ -1,5 +1,5 @@
 // Debian's real saslauthd (-a pam) in front of pam_mapi.so, as SMTP AUTH uses it, driven by
-// testsaslauthd: the /etc/pam.d/smtp stacks the README recommends, saslauthd with and without -r
+// testsaslauthd: the /etc/pam.d/smtp stacks the docs recommend, saslauthd with and without -r
 // (user@realm logins), -n 0 and -n 2 process models, -c credential caching (which also hides a
 // changed stack until a restart), and Kopano down.
 // Runs as root only (skipped otherwise): see scripts/lib/sandbox.ts for why nothing on the machine
@@ -59,7 +59,7 @@ Deno.test({
         ...args,
       ];
 
-      // The stacks of README "Configure". saslauthd passes the SASL service name ("smtp" from
+      // The stacks of docs/admin-guide.md, "Configure". saslauthd passes the SASL service name ("smtp" from
       // Postfix) as the PAM service; testsaslauthd -s picks it here.
       await sb.pamService("smtp", [
         `auth     required   ${mapi().join(" ")}`,
@@ -274,7 +274,7 @@ Deno.test({
       });
 
       await t.step("-c also hides a changed stack, until saslauthd restarts", async () => {
-        // Debian's default OPTIONS has -c: README "saslauthd on Debian" says to restart it.
+        // Debian's default OPTIONS has -c: docs/admin-guide.md, "saslauthd on Debian", says to restart it.
         const stack = (...args: string[]) =>
           sb.pamService("smtp-edit", [
             `auth     required   ${mapi(...args).join(" ")}`,

@@ -1,5 +1,5 @@
 // Wire constants of the Kopano/Zarafa SOAP protocol, as numbers appear on the wire (unsigned
-// decimal). Values from the reference (kopano-soap.md §2.2, §2.3, §3, §5.3) and the fixtures.
+// decimal). Values from docs/kopano.md (§2, §3, §4) and the fixtures.
 
 /** KCERR_* / ZARAFA_E_* result codes (0x80000000 | n), plus the one MAPI code KC 10 used. */
 export const KCERR = {

@@ -1,5 +1,6 @@
 // The server-side merge of `disabled_features` with a user's explicit feature lists
-// (ECUserManagement ComplementDefaultFeatures, reference §5.4). Clients only ever see the result.
+// (ECUserManagement ComplementDefaultFeatures,
+// docs/kopano.md#4-getuser-the-feature-lists-and-logoff). Clients only ever see the result.
 
 const utf8 = new TextEncoder();
 

@@ -1,6 +1,6 @@
 // The four SOAP methods the sim serves, with kopano-server's semantics (provider/libserver/cmd.cpp
 // logon/logoff/getUser/resolveUsername and ECSessionManager::CreateSession, as described in the
-// reference §2-§6) and the per-version differences from version.ts.
+// docs/kopano.md §2-§6) and the per-version differences from version.ts.
 
 import {
   CAP,

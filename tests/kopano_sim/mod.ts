@@ -50,7 +50,8 @@
  * `p&<ss>"'w]]>rd`), dave (`pässwörd€ ok`), erin@example.com/erinpass. SYSTEM (id 1)
  * always exists and never logs on with a password. Names match case-insensitively.
  * Feature lists in getUser are the server's merge of `disabledFeatures` with the user's lists
- * (reference §5.4), over the feature names the emulated version knows.
+ * (docs/kopano.md#4-getuser-the-feature-lists-and-logoff), over the feature names the
+ * emulated version knows.
  *
  * ## The UNIX-socket peer identity (the security-relevant quirk)
  *

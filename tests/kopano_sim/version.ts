@@ -1,6 +1,6 @@
 // What changes with the emulated server version (--version X.Y.Z[.REV]). Every switch here is a
 // behaviour difference between Zarafa/Kopano generations that a client can observe; the
-// boundaries come from the reference (kopano-soap.md §2, §5.1, §6.3, §9).
+// boundaries come from docs/kopano.md (§2, §5, §6).
 
 export type BadCharWidthMode =
   | "accept" // ZCP and KC < 8.7.81 accepted non-Unicode clients (strings as cp1252)

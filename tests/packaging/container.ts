@@ -1,7 +1,7 @@
 // A Debian root booted with its own systemd as PID 1 in a systemd-nspawn container, for the tests
 // of the installed package under a real systemd (systemd_container_test.ts).
 //
-// What these machines need (README "Under systemd: pam_mapi.service"): no systemd on the host, so no
+// What these machines need (docs/admin-guide.md, "Under systemd"): no systemd on the host, so no
 // machined (--register=no) and no unit to put the container in (--keep-unit); nspawn would then
 // create /payload and /supervisor at the top of the host's cgroup hierarchies, fixed names that
 // outlive it, so the supervisor below first moves itself into a cgroup of its own in every

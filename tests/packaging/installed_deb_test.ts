@@ -277,7 +277,7 @@ Deno.test({
       assert.deepEqual(await pamdSnapshot(), pamdBefore, "the package changed /etc/pam.d");
       // The daemon's run directory and socket were the sandbox's: the machine's are as before.
       assert.equal(await exists(RUNTIME_DIR), runtimeBefore, `${RUNTIME_DIR} changed`);
-      // A stack that still names the module now fails every login (README "Install", removal):
+      // A stack that still names the module now fails every login (docs/install.md, removal):
       // libpam cannot load it, and the right password is refused too.
       r = await pamtester(url, "secret");
       assert.notEqual(r.code, 0);

@@ -189,7 +189,7 @@ Deno.test({
       // Wherever this distribution keeps units: the package's own file.
       assert.ok(files.includes(state.fragmentPath), `${state.fragmentPath} not in dpkg -L`);
       assert.equal((await c.ok("systemctl", ["is-enabled", UNIT])).trim(), "enabled");
-      // What README "Under systemd" tells an administrator to look at.
+      // What docs/admin-guide.md, "Under systemd", tells an administrator to look at.
       const status = await c.run("systemctl", ["status", "pam_mapi", "--no-pager"]);
       assert.equal(status.code, 0, status.stdout);
       assert.match(status.stdout, /Active: active \(running\)/);

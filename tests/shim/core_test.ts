@@ -1,8 +1,9 @@
-// No core file, whatever `ulimit -c` the PAM host runs with (SPEC 4: the password is never in a
-// file). The supervisor (a copy of the host's memory, the request with the password included) is
-// not dumpable, and it and the helper run with RLIMIT_CORE 0/0, so a helper that crashes or is
-// killed by a signal leaves no core. Through the real libpam (the driver) with the fake helper
-// (plain and asan), and with the real helper killed while it waits on a server that never answers.
+// No core file, whatever `ulimit -c` the PAM host runs with (pam_mapi(8) SECURITY: the password is
+// never in a file). The supervisor (a copy of the host's memory, the request with the password
+// included) is not dumpable, and it and the helper run with RLIMIT_CORE 0/0, so a helper that
+// crashes or is killed by a signal leaves no core. Through the real libpam (the driver) with the
+// fake helper (plain and asan), and with the real helper killed while it waits on a server that
+// never answers.
 //
 // The "no core file" checks need cores to be written as plain files in the crashing process's
 // directory (core_pattern "core", Debian's default); each test first shows, as a control, that a

@@ -1,6 +1,6 @@
-// The shim refuses to run a helper that anyone but root could have written (SPEC 3): the file, and
-// every directory the path passes through (as written, and inside every symbolic link's target),
-// are checked before anything is started; the fully resolved path is what runs.
+// The shim refuses to run a helper that anyone but root could have written (pam_mapi(8) helper=):
+// the file, and every directory the path passes through (as written, and inside every symbolic
+// link's target), are checked before anything is started; the fully resolved path is what runs.
 import assert from "node:assert/strict";
 import {
   build,

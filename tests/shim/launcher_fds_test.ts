@@ -1,5 +1,5 @@
 // The bundled helper's launcher (shim/launcher.c) closes every descriptor above 2 before Deno
-// starts, whatever the command. The README's way to run the resident helper without systemd is
+// starts, whatever the command. The admin guide's way to run the resident helper without systemd is
 // `runuser -u pam_mapi -- pam_mapi_helper serve` from an administrator's shell, which may hold a
 // secret file open; so may whatever runs `check` or `--pam`. Each command here starts from a shell
 // holding /etc/shadow open on fd 7 and fd 250, is caught once Deno runs (its /proc/PID/exe is the

@@ -1,9 +1,10 @@
 // pam_mapi.so with the real helper (dist/pam_mapi_helper, built by `deno task build`) against the
-// Kopano-compatible server (tests/kopano_sim): the outcomes of SPEC 3 with their syslog lines, what
-// quiet and debug change, account after auth, threads and repeated runs; through the
-// pam_start_confdir driver (syslog from a private /dev/log) and pamtester under pam_wrapper. Each
-// test runs with the helper started per login (daemon=off) and through the real resident helper
-// (`pam_mapi_helper serve` on a socket of its own, daemon=SOCKET): the same outcomes and lines.
+// Kopano-compatible server (tests/kopano_sim): the outcomes of pam_mapi(8) RETURN VALUES with their
+// syslog lines, what quiet and debug change, account after auth, threads and repeated runs; through
+// the pam_start_confdir driver (syslog from a private /dev/log) and pamtester under pam_wrapper.
+// Each test runs with the helper started per login (daemon=off) and through the real resident
+// helper (`pam_mapi_helper serve` on a socket of its own, daemon=SOCKET): the same outcomes and
+// lines.
 import assert from "node:assert/strict";
 import { startDaemon } from "../daemon/lib.ts";
 import { startKopanoSim } from "../kopano_sim/mod.ts";

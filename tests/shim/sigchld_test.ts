@@ -1,6 +1,7 @@
-// The helper's exit status must never be lost to the host's SIGCHLD handling (pam-anchors.md
-// pitfalls 2, 3). First the kernel facts the design rests on (tests/shim/clone_probe.c), then
-// hosts that ignore SIGCHLD, reap every child like saslauthd, or interrupt every system call.
+// The helper's exit status must never be lost to the host's SIGCHLD handling: a reaping handler,
+// SIG_IGN, or a wait() for any child (shim/README.md, "Starting the helper"). First the kernel
+// facts the design rests on (tests/shim/clone_probe.c), then hosts that ignore SIGCHLD, reap every
+// child like saslauthd, or interrupt every system call.
 import assert from "node:assert/strict";
 import { build, helperDir, line, pamConf, runDriver, runOk, TEST_BUILD, VARIANTS } from "./lib.ts";
 

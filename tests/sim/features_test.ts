@@ -1,5 +1,6 @@
 // The feature lists getUser reports: disabled_features merged with each user's explicit lists by
-// the server's algorithm (reference §5.4), over the feature names the emulated release knows (§5.1).
+// the server's algorithm (docs/kopano.md#4-getuser-the-feature-lists-and-logoff), over the
+// feature names the emulated release knows (docs/kopano.md#5-server-generations).
 
 import assert from "node:assert/strict";
 import { mergeFeatures, type SimUser } from "../kopano_sim/mod.ts";

@@ -1,5 +1,5 @@
 // The sim's HTTP layer: framing, keep-alive and idle close, HTTP/1.0, header-less XML, methods,
-// limits and error paths, over TCP, TLS and the UNIX socket (reference §1, §10).
+// limits and error paths, over TCP, TLS and the UNIX socket (docs/kopano.md §1, §7).
 
 import assert from "node:assert/strict";
 import { call, parse, withConn } from "./lib/calls.ts";

@@ -1,6 +1,7 @@
-// The sim's keep-alive behaviour as kopano-server has it (reference §1.3), seen through its
-// connection record: one connection serves many requests, TLS handshakes are counted, and every
-// way a connection ends is named; and the close-reused fault, the server's idle-close race.
+// The sim's keep-alive behaviour as kopano-server has it
+// (docs/kopano.md#7-keep-alive-and-idle-timeouts), seen through its connection record: one
+// connection serves many requests, TLS handshakes are counted, and every way a connection ends is
+// named; and the close-reused fault, the server's idle-close race.
 
 import assert from "node:assert/strict";
 import { parseFaultSpec } from "../kopano_sim/mod.ts";

@@ -1,5 +1,5 @@
-// logon semantics (reference §2, §3.3, §9 and the fixtures a1-a6, f1) and the gSOAP-lenient
-// reading of requests (§1.7).
+// logon semantics (docs/kopano.md §2, §3, §5 and the fixtures a1-a6, f1) and the gSOAP-lenient
+// reading of requests (docs/kopano.md#1-endpoint-and-http-framing).
 
 import assert from "node:assert/strict";
 import { startKopanoSim } from "../kopano_sim/mod.ts";

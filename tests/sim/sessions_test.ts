@@ -1,5 +1,6 @@
 // Session-bound calls: logoff, getUser, resolveUsername, END_OF_SESSION, the session timeout and
-// the binding of a session to its origin (reference §4, §5.6; fixtures b1-b4, c1-c6).
+// the binding of a session to its origin (docs/kopano.md#4-getuser-the-feature-lists-and-logoff;
+// fixtures b1-b4, c1-c6).
 
 import assert from "node:assert/strict";
 import { call, openSession, withConn } from "./lib/calls.ts";

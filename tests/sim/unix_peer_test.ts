@@ -1,5 +1,6 @@
-// The UNIX socket's peer-credential logon (reference §6.2/§6.3, fixtures e1-e5): who is logged in
-// whatever the password, and what stops it, per assumed peer and per emulated version.
+// The UNIX socket's peer-credential logon (fixtures e1-e5,
+// docs/kopano.md#6-the-unix-socket-and-its-peer-credential-logon): who is logged in whatever the
+// password, and what stops it, per assumed peer and per emulated version.
 
 import assert from "node:assert/strict";
 import type { UnixPeer } from "../kopano_sim/mod.ts";

@@ -1,4 +1,4 @@
-// Zarafa/Kopano generations selected by `version` (reference §2.2, §2.4, §9): reply shapes, HTTP
+// Zarafa/Kopano generations selected by `version` (docs/kopano.md §2, §5): reply shapes, HTTP
 // headers, capabilities, lpszVersion, the non-Unicode rejection and compression.
 
 import assert from "node:assert/strict";
