@@ -3,6 +3,7 @@
 // the checkout, and no module resolves a path relative to itself that leads out of the checkout.
 // The files are those git tracks (what a clone gets), or, without git, the tree minus .gitignore.
 import assert from "node:assert/strict";
+import { anchors } from "../docs/links.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 // Spelled in two parts so that this file does not name it itself.
@@ -104,4 +105,91 @@ Deno.test({
     const expected = git(["ls-files", "-z", "--cached", "--others", "--exclude-standard"])!;
     assert.deepEqual(walkedFiles().sort(), [...new Set(expected.filter(isFile))].sort());
   },
+});
+
+// A citation must lead somewhere a reader of the checkout can go: the repository's own documents
+// (docs/, the man pages), not the product spec or research notes a development machine keeps
+// beside the checkout. The names are spelled in parts so that this file does not cite them itself.
+const FOREIGN_CITATION = new RegExp(
+  [
+    "\\b" + "SPEC" + "\\b",
+    "spec" + " §",
+    "reference" + " §",
+    "kopano-soap" + "\\.md",
+    "pam-" + "anchors",
+    "toolchain" + "\\.md",
+  ].join("|"),
+);
+// docs/PAGE.md#anchor in a comment or a document: the page must exist and have that heading.
+const DOC_ANCHOR = /\bdocs\/([a-z0-9_-]+\.md)#([a-z0-9_-]+)/g;
+
+/** "file:line: text" for every line of `text` that cites the spec or the research notes. */
+export function foreignCitations(file: string, text: string): string[] {
+  return text.split("\n").flatMap((line, i) =>
+    FOREIGN_CITATION.test(line) ? [`${file}:${i + 1}: ${line.trim()}`] : []
+  );
+}
+
+/** "file: docs/x.md#a" for every docs/ anchor cited in `text` that `read` cannot find. */
+export function brokenDocAnchors(
+  file: string,
+  text: string,
+  read: (page: string) => string | null,
+): string[] {
+  return [...text.matchAll(DOC_ANCHOR)].flatMap(([cited, page, anchor]) => {
+    const markdown = read(`docs/${page}`);
+    return markdown !== null && anchors(markdown).has(anchor) ? [] : [`${file}: ${cited}`];
+  });
+}
+
+const citingFiles = () =>
+  repositoryFiles().filter((f) =>
+    /\.(ts|md|c|h|sh|8|py)$/.test(f) && !f.startsWith("tests/fixtures/") &&
+    // these two cite made-up pages on purpose, in their checks' own tests
+    f !== "tests/repo/self_contained_test.ts" && f !== "tests/docs/links_test.ts"
+  );
+
+const readPage = (path: string) => {
+  try {
+    return Deno.readTextFileSync(`${ROOT}/${path}`);
+  } catch {
+    return null;
+  }
+};
+
+Deno.test("citations name the repository's own documents, and their anchors exist", () => {
+  const files = citingFiles();
+  assert.ok(files.some((f) => f.startsWith("src/")), "src/ is in the list");
+  const foreign = files.flatMap((f) => foreignCitations(f, Deno.readTextFileSync(`${ROOT}/${f}`)));
+  assert.deepEqual(foreign, [], "cite docs/ or a man page instead");
+  let cited = 0;
+  const broken = files.flatMap((f) => {
+    const text = Deno.readTextFileSync(`${ROOT}/${f}`);
+    cited += [...text.matchAll(DOC_ANCHOR)].length;
+    return brokenDocAnchors(f, text, readPage);
+  });
+  assert.ok(cited > 5, `only ${cited} docs/ anchors cited: is the pattern still right?`);
+  assert.deepEqual(broken, []);
+});
+
+Deno.test("citation check: what it reports, and what it lets through", () => {
+  const spec = ["SP", "EC"].join("");
+  const text = [
+    `// The decision (${spec} §3).`,
+    `// see ${"reference"} §5.4`,
+    `// ${"kopano-soap"}.md, ${"pam-"}anchors pitfall 2`,
+    "const SPECIAL = 1; // a word that only begins like it",
+    "// the spec of RFC 9112 (lower case, no section sign)",
+  ].join("\n");
+  assert.deepEqual(foreignCitations("x.ts", text).map((l) => l.split(":")[1]), ["1", "2", "3"]);
+  const page = "# Title\n\n## 4. getUser, the lists\n";
+  const read = (p: string) => p === "docs/kopano.md" ? page : null;
+  assert.deepEqual(
+    brokenDocAnchors(
+      "y.ts",
+      "docs/kopano.md#4-getuser-the-lists docs/kopano.md#9-gone docs/gone.md#title",
+      read,
+    ),
+    ["y.ts: docs/kopano.md#9-gone", "y.ts: docs/gone.md#title"],
+  );
 });
