@@ -132,6 +132,9 @@ Deno.test({
           "/usr/share/man/man8/pam_mapi.8.gz",
           "/usr/share/man/man8/pam_mapi_helper.8.gz",
           "/usr/share/doc/libpam-mapi/README.md.gz",
+          // the guide the README links to, readable without the source (zless)
+          "/usr/share/doc/libpam-mapi/docs/admin-guide.md.gz",
+          "/usr/share/doc/libpam-mapi/docs/security.md.gz",
           EXAMPLE,
           ...(isBundle ? [RUNTIME, BUNDLE, PAM_BUNDLE, CACHE] : []),
         ]
