@@ -2,10 +2,10 @@
 # Runs the README's commands on a fresh Debian root, as a newcomer would: a plain git clone of this
 # checkout's HEAD (committed work only) in /srv/pam_mapi (where other users can read it, as the
 # tests need; not under /root), nothing else beside it, Node.js, npm and git from the release's
-# own apt. As root, on a machine that may run other things: the root is a chroot in a private
+# own apt. As root, on a machine that may run other things: the root is the root of a private
 # mount and PID namespace (with its own /proc, /dev/pts and an empty /run; /sys and /dev are the
-# machine's), so nothing it mounts or starts outlives it. (A test that boots a systemd-nspawn
-# container of its own does not get its container running in there: docs/development.md, Tests.)
+# machine's), so nothing it mounts or starts outlives it; the systemd container test boots its
+# container in there as on a machine of its own.
 #
 #   sh scripts/fresh-root-check.sh ROOT.tar STEP [DIR]
 #
@@ -72,7 +72,7 @@ if [ "${1:-}" = --installed-login ]; then
   exit
 fi
 
-[ "$(id -u)" -eq 0 ] || { echo "fresh-root: run it as root (chroot, mounts)" >&2; exit 2; }
+[ "$(id -u)" -eq 0 ] || { echo "fresh-root: run it as root (namespaces, mounts)" >&2; exit 2; }
 [ $# -ge 2 ] || { sed -n '/^#   sh scripts/,/^set -eu/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
 tar=$(readlink -f "$1")
 step=$2
@@ -120,9 +120,11 @@ phase "git clone of $commit"
 git clone -q --no-hardlinks "$repo" "$dir/srv/pam_mapi"
 git -C "$dir/srv/pam_mapi" checkout -q --detach "$commit"
 
-# Runs a shell command in the root: chroot in a private mount and PID namespace, whose PID 1 is
+# Runs a shell command in the root: the root of a private mount and PID namespace, whose PID 1 is
 # that command; when it ends, or when this script is killed (--kill-child), the kernel ends
-# whatever it left behind.
+# whatever it left behind. The root becomes the namespace's own (pivot_root), not a chroot: in a
+# chroot the kernel refuses to create user namespaces (a unit's PrivateUsers=), and entering a
+# container's mount namespace (nsenter) lands at the machine's root instead of the container's.
 inside() { # SHELL-COMMAND
   # shellcheck disable=SC2086
   unshare --mount --propagation private --pid --fork --kill-child sh -eu -c '
@@ -135,7 +137,12 @@ inside() { # SHELL-COMMAND
     mount -t devpts -o newinstance,ptmxmode=0666,mode=620 devpts "$r/dev/pts"
     mount --bind "$r/dev/pts/ptmx" "$r/dev/ptmx"
     mount -t tmpfs -o mode=0755 tmpfs "$r/run"
-    exec chroot "$r" "$@"' sh "$dir" /usr/bin/env -i $env_in sh -c "$1"
+    mkdir -p "$r/.oldroot"
+    cd "$r"
+    pivot_root . .oldroot
+    umount -l /.oldroot
+    rmdir /.oldroot
+    exec "$@"' sh "$dir" /usr/bin/env -i $env_in sh -c "$1"
 }
 
 phase "Node.js, npm and git (the newcomer cloned with it) from the release's apt"

@@ -40,10 +40,10 @@ for d in $CGROUPS; do
   echo $$ > "\${d%/*}/cgroup.procs"
   find "$d" -depth -type d -exec rmdir {} \\;
 done
-# nspawn's lock and propagation directories, when they were made for this container (rmdir
-# leaves them to another container that uses them now)
+# nspawn's lock and propagation directories (and any other a newer nspawn makes), when they were
+# made for this container (rmdir leaves them to another container that uses them now)
 if [ -n "$NSPAWN_RUN_NEW" ]; then
-  for d in locks propagate ""; do rmdir "/run/systemd/nspawn/$d" 2>/dev/null; done
+  find /run/systemd/nspawn -depth -type d -exec rmdir {} \\; 2>/dev/null
 fi
 tail -n 40 "$log"
 rm -rf --one-file-system "$dir"
@@ -240,9 +240,12 @@ export class Container implements AsyncDisposable {
       // until systemd has made /run/systemd/system (sd_booted): PID 1 is named systemd from its
       // exec on, a moment before either.
       let up = await booted.run("timeout", ["120", "systemctl", "is-system-running", "--wait"]);
-      await waitUntil(
+      const reached = waitUntil(
         async () => {
-          if (!/Failed to connect to bus/.test(up.stderr) && up.stdout.trim() !== "offline") {
+          if (
+            !/Failed to connect to (system scope )?bus/.test(up.stderr) &&
+            up.stdout.trim() !== "offline"
+          ) {
             return true;
           }
           up = await booted.run("timeout", ["120", "systemctl", "is-system-running", "--wait"]);
@@ -251,6 +254,10 @@ export class Container implements AsyncDisposable {
         "systemctl to reach the container's systemd",
         30_000,
       );
+      // What systemctl last said, and the container's console, are what tell why.
+      await reached.catch(async (e) => {
+        throw new Error(`${e.message}: ${up.stdout}${up.stderr}\n${await booted.console()}`);
+      });
       if (!/^(running|degraded)$/.test(up.stdout.trim())) {
         throw new Error(`the container did not start: ${up.stdout}${up.stderr}\n${await booted
           .console()}`);
@@ -270,7 +277,12 @@ export class Container implements AsyncDisposable {
     }
   }
 
-  /** Runs a command inside the container (all its namespaces) with a clean environment. */
+  /**
+   * Runs a command inside the container (all its namespaces, and its root directory) with a clean
+   * environment. The root must be named: entering a mount namespace sets the root to that
+   * namespace's own, which is the container's only when nspawn was started at the machine's root;
+   * started in a chroot (scripts/fresh-root-check.sh), it is the machine's.
+   */
   run(
     cmd: string,
     args: string[],
@@ -280,6 +292,8 @@ export class Container implements AsyncDisposable {
     return run("nsenter", [
       `--target=${this.leader}`,
       "--all",
+      "--root",
+      "--wd",
       "--",
       "/usr/bin/env",
       "-i",

@@ -219,7 +219,12 @@ export async function waitActive(c: Container, notPid = 0): Promise<UnitState> {
     },
     `${UNIT} to be active${notPid ? ` again (not pid ${notPid})` : ""}`,
     20_000,
-  );
+  ).catch(async (e) => {
+    // What systemd and the daemon said is what tells why.
+    const status = await c.run("systemctl", ["status", "--no-pager", "-l", UNIT]);
+    const journal = await c.run("journalctl", ["--no-pager", "-n", "40", "-u", UNIT]);
+    throw new Error(`${e.message}\n${status.stdout}${status.stderr}\n${journal.stdout}`);
+  });
   return s;
 }
 
