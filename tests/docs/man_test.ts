@@ -180,6 +180,11 @@ Deno.test("man pages, --help and admin guide: the resident helper's socket and l
   assert.match(text, new RegExp(`within ${REQUEST_MS / 1000} seconds`));
   assert.match(text, new RegExp(`after ${IDLE_TCP_MS / 1000} s over TCP and TLS`));
   assert.match(text, new RegExp(`after ${IDLE_UNIX_MS / 1000} s over \`file://\``));
+  // pam_mapi(8) gives the daemon's limit where it explains daemon= and the results: the code's.
+  const modulePage = Deno.readTextFileSync(PAGES[0]).replace(/\s+/g, " ");
+  const limits = [...modulePage.matchAll(/(\d+) logins in progress/g)].map((m) => Number(m[1]));
+  assert.ok(limits.length >= 2, `pam_mapi(8) names the limit ${limits.length} times`);
+  assert.deepEqual([...new Set(limits)], [MAX_IN_PROGRESS], "pam_mapi(8)'s login limit");
 });
 
 Deno.test("man pages: RETURN VALUES are the admin guide's results", () => {
