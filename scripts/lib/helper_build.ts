@@ -201,7 +201,9 @@ export async function buildLauncher(
       `DENO_PATH=${paths.deno}`,
       `BUNDLE_PATH=${paths.bundle}`,
       `CACHE_DIR=${paths.cache}`,
-      `EXTRA_CFLAGS=${extraCflags}`,
+      // The caller's EXTRA_CFLAGS too (debian/rules asks for -g, so that the launcher's debug
+      // symbols reach the -dbgsym package), which this command line would otherwise replace.
+      `EXTRA_CFLAGS=${[Deno.env.get("EXTRA_CFLAGS") ?? "", extraCflags].join(" ").trim()}`,
       "launcher",
     ]);
     await Deno.copyFile(`${build}/pam_mapi_helper`, out);
