@@ -193,6 +193,16 @@ export async function startResidentHelper(
         async () => !(await sb.processes()).some((p) => p.nsPid === pid && p.state !== "Z"),
         `serve (pid ${pid}) to stop`,
       );
+      // A zombie leader is not yet a closed socket: Deno's other threads may still be exiting,
+      // and they share the descriptors. Stopped means the socket takes no connection.
+      await waitFor(async () => {
+        try {
+          (await Deno.connect({ transport: "unix", path: opts.socket })).close();
+          return false;
+        } catch {
+          return true;
+        }
+      }, `serve (pid ${pid}) to let go of ${opts.socket}`);
       return await log();
     },
   };
